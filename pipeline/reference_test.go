@@ -43,20 +43,20 @@ func TestLoadReferenceDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := map[string]string{
-		"SELECT count(*) FROM ref_customers":                                                             "5",
-		"SELECT count(*) FROM ref_products":                                                              "4",
-		"SELECT count(*) FROM ref_plans":                                                                 "2",
-		"SELECT count(DISTINCT rate_id) FROM ref_rates":                                                  "13",
-		"SELECT count(*) FROM ref_time_bands":                                                            "17",
-		"SELECT tier_end FROM ref_rates WHERE prefix = '44' AND tier_start = 0":                          "60",
-		"SELECT connect_fee FROM ref_rates WHERE prefix = '44' AND tier_start = 60":                      "0.400000000",
-		"SELECT list_sort(tax_exempt)::VARCHAR FROM ref_customers WHERE line = 5":                        "[USF]",
-		"SELECT len(tax_exempt) FROM ref_customers WHERE account = '1001'":                               "0",
-		"SELECT coalesce(agreement_id, 0) FROM ref_customers WHERE account = '1003'":                     "9003",
-		"SELECT base_percent FROM ref_tax_rates WHERE tax_code = 'E911'":                                 "100.0000",
-		"SELECT min_charge FROM ref_rates WHERE prefix = '881'":                                          "2.500000000",
-		"SELECT count(*) FROM ref_time_bands WHERE band = 'offpeak' AND isodow = 6":                      "1",
-		"SELECT count(*) FROM ref_rates WHERE plan = 'STANDARD' AND prefix = '1' AND time_band = 'peak'": "2",
+		"SELECT count(*) FROM ref_customers":            "5",
+		"SELECT count(*) FROM ref_products":             "4",
+		"SELECT count(*) FROM ref_plans":                "2",
+		"SELECT count(DISTINCT rate_id) FROM ref_rates": "13",
+		"SELECT count(*) FROM ref_time_bands":           "17",
+		"SELECT tier_end FROM ref_rates WHERE plan = 'STANDARD' AND prefix = '44' AND tier_start = 0":     "60",
+		"SELECT connect_fee FROM ref_rates WHERE plan = 'STANDARD' AND prefix = '44' AND tier_start = 60": "0.400000000",
+		"SELECT list_sort(tax_exempt)::VARCHAR FROM ref_customers WHERE line = 5":                         "[USF]",
+		"SELECT len(tax_exempt) FROM ref_customers WHERE account = '1001'":                                "0",
+		"SELECT coalesce(agreement_id, 0) FROM ref_customers WHERE account = '1003'":                      "9003",
+		"SELECT base_percent FROM ref_tax_rates WHERE tax_code = 'E911'":                                  "100.0000",
+		"SELECT min_charge FROM ref_rates WHERE prefix = '881'":                                           "2.500000000",
+		"SELECT count(*) FROM ref_time_bands WHERE band = 'offpeak' AND isodow = 6":                       "1",
+		"SELECT count(*) FROM ref_rates WHERE plan = 'STANDARD' AND prefix = '1' AND time_band = 'peak'":  "2",
 	}
 	for q, want := range checks {
 		var got string
