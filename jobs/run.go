@@ -18,15 +18,16 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "period", Usage: "billing period `YYYY-MM` (default: the one containing yesterday in the billing time zone)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
+			period, err := periodFlag(cmd)
+			if err != nil {
+				return err
+			}
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			period := pipeline.DefaultPeriod(time.Now(), cfg.Location)
-			if p := cmd.String("period"); p != "" {
-				if period, err = pipeline.ParsePeriod(p); err != nil {
-					return usageError{err}
-				}
+			if period.Month == "" {
+				period = pipeline.DefaultPeriod(time.Now(), cfg.Location)
 			}
 			return runNightly(ctx, cmd, cfg, period)
 		},
@@ -61,4 +62,17 @@ func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, per
 		fmt.Fprintf(cmd.Root().Writer, "review: %s: %d\n", it.Kind, it.Count)
 	}
 	return err
+}
+
+// periodFlag reads --period; the zero Period means "not given".
+func periodFlag(cmd *cli.Command) (pipeline.Period, error) {
+	p := cmd.String("period")
+	if p == "" {
+		return pipeline.Period{}, nil
+	}
+	period, err := pipeline.ParsePeriod(p)
+	if err != nil {
+		return period, usageError{err}
+	}
+	return period, nil
 }
