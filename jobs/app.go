@@ -22,6 +22,7 @@ const (
 	ExitFailed = 1 // the job failed and published nothing new
 	ExitInput  = 2 // bad usage, config or reference data; nothing ran
 	ExitReview = 3 // published, but items need review
+	ExitLocked = 4 // another run holds the data folder; nothing was done
 )
 
 // usageError is bad command-line usage: exit 2.
@@ -81,6 +82,8 @@ func exitCode(err error) int {
 		return ExitReview
 	case errors.As(err, &use), pipeline.IsInputError(err):
 		return ExitInput
+	case errors.Is(err, pipeline.ErrLocked):
+		return ExitLocked
 	}
 	return ExitFailed
 }

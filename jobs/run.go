@@ -16,6 +16,7 @@ func runCommand() *cli.Command {
 		Usage: "the nightly job: ingest new CDR files, rate, tax, build invoice lines, export and reconcile a period",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "period", Usage: "billing period `YYYY-MM` (default: the one containing yesterday in the billing time zone)"},
+			waitFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			period, err := periodFlag(cmd)
@@ -36,6 +37,11 @@ func runCommand() *cli.Command {
 
 // runNightly runs the job for one period and records it in output/runs.csv.
 func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period) error {
+	unlock, err := pipeline.Lock(ctx, cfg, cmd.Bool("wait"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	log := newLogger(cmd.Root().ErrWriter)
 	pipeline.CdrbillVersion = Version
 	r, err := pipeline.NewRun(ctx, cfg, period, log)
@@ -76,3 +82,6 @@ func periodFlag(cmd *cli.Command) (pipeline.Period, error) {
 	}
 	return period, nil
 }
+
+// waitFlag makes a command wait for the data folder's lock instead of exiting with status 4.
+var waitFlag = &cli.BoolFlag{Name: "wait", Usage: "wait for another run to finish instead of exiting with status 4"}

@@ -47,3 +47,28 @@ func AppendRunLog(cfg *Config, r *Run, command string, exitStatus int) error {
 	}
 	return f.Close()
 }
+
+// LastRunStart is when the newest run in output/runs.csv started (zero if none).
+func LastRunStart(cfg *Config) (time.Time, error) {
+	f, err := os.Open(filepath.Join(cfg.Paths.Output, "runs.csv"))
+	if os.IsNotExist(err) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read runs.csv: %w", err)
+	}
+	var last time.Time
+	for i, row := range rows {
+		if i > 0 && len(row) > 2 && row[1] == "run" {
+			if t, err := time.Parse(time.RFC3339, row[2]); err == nil && t.After(last) {
+				last = t
+			}
+		}
+	}
+	return last, nil
+}
