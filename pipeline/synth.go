@@ -161,7 +161,7 @@ func SynthFiles(dir string, rows int) []string {
 func prepareSynthDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return os.MkdirAll(dir, 0o755)
+		err = os.MkdirAll(dir, 0o755)
 	}
 	if err != nil {
 		return fmt.Errorf("synthesize: %w", err)
