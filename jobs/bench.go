@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "dir", Usage: "data `FOLDER` to generate into (must be empty or made by an earlier bench; it is kept); default a temporary folder"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary folder"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random `SEED` of the synthetic data"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the run (not the generation) to `FILE` (go tool pprof)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			rows := cmd.Int("rows")
@@ -98,6 +100,17 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 	period, _ := pipeline.ParsePeriod(pipeline.SynthPeriod)
 	log := slog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pipeline.CdrbillVersion = Version
+	if p := cmd.String("cpuprofile"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	pipeline.ResetPeakRSS()
 	runStart := time.Now()
 	r, err := pipeline.NewRun(ctx, cfg, period, log)
