@@ -255,6 +255,10 @@ func writeSynthReference(dir string, seed int64) error {
 	w.line("VOICE-INTL,USAGE-VOICE-INTL,International voice usage,true,voice,4110")
 	w.line("VOICE-IN,USAGE-VOICE-IN,Inbound voice usage,true,voice,4120")
 	w.line("DATA,USAGE-DATA,Data usage,false,data,4200")
+	// Taxes' GL account: the products.csv row whose product is the tax code.
+	for _, code := range synthTaxCodes {
+		w.line("%s,TAX-%s,%s tax (SAMPLE),false,tax,2300", code, code, code)
+	}
 	if err := w.close(); err != nil {
 		return err
 	}
@@ -298,23 +302,31 @@ func writeSynthReference(dir string, seed int64) error {
 
 	w = createSynth(path("tax_rates.csv"))
 	w.line("jurisdiction,tax_code,tax_name,level,tax_class,percent,amount_per_line,base_percent,base_includes,catalog_identifier,effective_from,effective_to")
-	for _, l := range []string{
-		"US,USF,Federal Universal Service Fund (SAMPLE),federal,voice,36.6,,64.9,,TAX-USF,2025-10-01,",
-		"US,USF,Federal Universal Service Fund (SAMPLE),federal,voice,34.5,,64.9,,TAX-USF,2025-07-01,2025-09-30",
-		"US-FL,FL-CST,Florida communications services tax (SAMPLE),state,voice,7.44,,,,TAX-FL-CST,2025-01-01,",
-		"US-FL,FL-911,Florida 911 fee (SAMPLE),state,voice,,0.40,,,TAX-FL-911,2025-01-01,",
-		"US-FL-MIAMI,MIAMI-LCST,Miami local communications services tax (SAMPLE),local,voice,5.12,,,,TAX-MIAMI-LCST,2025-01-01,",
-		"US-TX,TX-SALES,Texas sales tax (SAMPLE),state,voice,6.25,,,,TAX-TX-SALES,2025-01-01,",
-		"US-TX,TX-911,Texas 911 fee (SAMPLE),state,voice,,0.50,,,TAX-TX-911,2025-01-01,",
-		"US-TX-AUSTIN,AUSTIN-SALES,Austin local sales tax (SAMPLE),local,voice,2.0,,,USF,TAX-AUSTIN-SALES,2025-01-01,",
-		"US-CA,CA-911,California 911 surcharge (SAMPLE),state,voice,,0.30,,,TAX-CA-911,2025-01-01,",
-		"US-CA,CA-PUC,California PUC fees (SAMPLE),state,voice,1.2,,64.9,USF,TAX-CA-PUC,2025-01-01,",
-		"US-CA-SANFRANCISCO,SF-UUT,San Francisco utility users tax (SAMPLE),local,all,7.5,,,,TAX-SF-UUT,2025-01-01,",
-	} {
+	for _, l := range synthTaxRates {
 		w.line("%s", l)
 	}
 	return w.close()
 }
+
+// synthTaxRates are SAMPLE tax rows for the three jurisdictions: percentages, per-line fees, the
+// USF safe-harbour base, tax on tax (AUSTIN-SALES and CA-PUC include USF), a rate change at a
+// quarter and a tax on all classes.
+var synthTaxRates = []string{
+	"US,USF,Federal Universal Service Fund (SAMPLE),federal,voice,36.6,,64.9,,TAX-USF,2025-10-01,",
+	"US,USF,Federal Universal Service Fund (SAMPLE),federal,voice,34.5,,64.9,,TAX-USF,2025-07-01,2025-09-30",
+	"US-FL,FL-CST,Florida communications services tax (SAMPLE),state,voice,7.44,,,,TAX-FL-CST,2025-01-01,",
+	"US-FL,FL-911,Florida 911 fee (SAMPLE),state,voice,,0.40,,,TAX-FL-911,2025-01-01,",
+	"US-FL-MIAMI,MIAMI-LCST,Miami local communications services tax (SAMPLE),local,voice,5.12,,,,TAX-MIAMI-LCST,2025-01-01,",
+	"US-TX,TX-SALES,Texas sales tax (SAMPLE),state,voice,6.25,,,,TAX-TX-SALES,2025-01-01,",
+	"US-TX,TX-911,Texas 911 fee (SAMPLE),state,voice,,0.50,,,TAX-TX-911,2025-01-01,",
+	"US-TX-AUSTIN,AUSTIN-SALES,Austin local sales tax (SAMPLE),local,voice,2.0,,,USF,TAX-AUSTIN-SALES,2025-01-01,",
+	"US-CA,CA-911,California 911 surcharge (SAMPLE),state,voice,,0.30,,,TAX-CA-911,2025-01-01,",
+	"US-CA,CA-PUC,California PUC fees (SAMPLE),state,voice,1.2,,64.9,USF,TAX-CA-PUC,2025-01-01,",
+	"US-CA-SANFRANCISCO,SF-UUT,San Francisco utility users tax (SAMPLE),local,all,7.5,,,,TAX-SF-UUT,2025-01-01,",
+}
+
+// synthTaxCodes are the tax codes of synthTaxRates.
+var synthTaxCodes = []string{"USF", "FL-CST", "FL-911", "MIAMI-LCST", "TX-SALES", "TX-911", "AUSTIN-SALES", "CA-911", "CA-PUC", "SF-UUT"}
 
 // synthAccount is the account value the CDRs of customer i carry.
 func synthAccount(i int) string { return strconv.Itoa(700000 + i) }

@@ -123,16 +123,17 @@ func TestSynthReferenceLoads(t *testing.T) {
 		// 80 NPAs × (1 + 499 NXX) × peak/offpeak
 		"SELECT count(*) FROM ref_rates WHERE product = 'VOICE-OUT' AND plan = 'STANDARD'": 80000,
 		// 50 countries × (1 + 90 + 109) prefixes × 2 tiers
-		"SELECT count(*) FROM ref_rates WHERE product = 'VOICE-INTL' AND plan = 'STANDARD'": 20000,
-		"SELECT count(DISTINCT rate_id) FROM ref_rates WHERE plan = 'STANDARD'":             40000 + 40000 + 10000 + 2,
-		"SELECT count(*) FROM ref_rates WHERE plan = 'PREMIUM'":                             1 + 50 + 2,
-		"SELECT count(*) FROM ref_rates WHERE tier_start = 60 AND tier_end IS NULL":         10000,
-		"SELECT count(*) FROM ref_rates WHERE time_band = 'peak'":                           40000,
-		"SELECT count(*) FROM ref_time_bands":                                               5 + 5 + 5 + 2, // peak Mon-Fri, offpeak Mon-Fri twice, Sat-Sun
-		"SELECT count(*) FROM ref_tax_rates":                                                11,
-		"SELECT count(DISTINCT jurisdiction) FROM ref_tax_rates":                            7,
-		"SELECT count(*) FROM ref_plans":                                                    2,
-		"SELECT count(*) FROM ref_products":                                                 4,
+		"SELECT count(*) FROM ref_rates WHERE product = 'VOICE-INTL' AND plan = 'STANDARD'":                           20000,
+		"SELECT count(DISTINCT rate_id) FROM ref_rates WHERE plan = 'STANDARD'":                                       40000 + 40000 + 10000 + 2,
+		"SELECT count(*) FROM ref_rates WHERE plan = 'PREMIUM'":                                                       1 + 50 + 2,
+		"SELECT count(*) FROM ref_rates WHERE tier_start = 60 AND tier_end IS NULL":                                   10000,
+		"SELECT count(*) FROM ref_rates WHERE time_band = 'peak'":                                                     40000,
+		"SELECT count(*) FROM ref_time_bands":                                                                         5 + 5 + 5 + 2, // peak Mon-Fri, offpeak Mon-Fri twice, Sat-Sun
+		"SELECT count(*) FROM ref_tax_rates":                                                                          11,
+		"SELECT count(DISTINCT jurisdiction) FROM ref_tax_rates":                                                      7,
+		"SELECT count(*) FROM ref_plans":                                                                              2,
+		"SELECT count(*) FROM ref_products":                                                                           4 + 10, // usage products, then one per tax code
+		"SELECT count(DISTINCT tax_code) FROM ref_tax_rates WHERE tax_code NOT IN (SELECT product FROM ref_products)": 0,
 	}
 	for q, want := range checks {
 		var got int64
