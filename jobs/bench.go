@@ -24,7 +24,7 @@ func benchCommand() *cli.Command {
 		Description: "Generates a complete synthetic data folder (cdrbill.toml, 5 000 customers, a 50 000-prefix rate deck,\n" +
 			"N generic-format CDRs for 2025-10; every number fictional), runs the nightly job on it with the\n" +
 			"folder's own config (--config is ignored) and prints, per step, the rows, seconds, rows/s and the\n" +
-			"process's peak RSS; then the floor (DuckDB, same settings, reading the same CSV files and writing\n" +
+			"process's peak RSS (and the memory the Go runtime holds; the rest is DuckDB); then the floor (DuckDB, same settings, reading the same CSV files and writing\n" +
 			"them to Parquet) and the ratio full run / floor.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "rows", Value: 100_000, Usage: "number of synthetic CDRs `N`"},
@@ -64,6 +64,7 @@ type benchStep struct {
 	rows    int64
 	elapsed time.Duration
 	peakRSS int64
+	goMem   int64
 	note    string
 }
 
@@ -76,7 +77,7 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 	if err := pipeline.Synthesize(dir, rows, seed); err != nil {
 		return err
 	}
-	steps = append(steps, benchStep{"generate", int64(rows), time.Since(t0), pipeline.PeakRSS(), ""})
+	steps = append(steps, benchStep{"generate", int64(rows), time.Since(t0), pipeline.PeakRSS(), pipeline.GoMem(), ""})
 	files := pipeline.SynthFiles(dir, rows)
 	var size int64
 	for _, f := range files {
@@ -117,7 +118,7 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 	if err != nil {
 		return err
 	}
-	steps = append(steps, benchStep{"setup + reference", int64(rows), time.Since(runStart), pipeline.PeakRSS(), ""})
+	steps = append(steps, benchStep{"setup + reference", int64(rows), time.Since(runStart), pipeline.PeakRSS(), pipeline.GoMem(), ""})
 	timings, runErr := pipeline.RunNightlyTimed(ctx, r)
 	runElapsed := time.Since(runStart)
 	review := r.Review
@@ -128,10 +129,10 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 		if t.Skipped {
 			note = strings.TrimSpace("skipped " + note)
 		}
-		steps = append(steps, benchStep{t.Stage, int64(rows), t.Elapsed, t.PeakRSS, note})
+		steps = append(steps, benchStep{t.Stage, int64(rows), t.Elapsed, t.PeakRSS, t.GoMem, note})
 		runPeak = max(runPeak, t.PeakRSS)
 	}
-	steps = append(steps, benchStep{"full run", int64(rows), runElapsed, runPeak, ""})
+	steps = append(steps, benchStep{"full run", int64(rows), runElapsed, runPeak, pipeline.GoMem(), ""})
 	if runErr != nil {
 		printBench(out, steps)
 		return fmt.Errorf("bench run: %w", runErr)
@@ -144,7 +145,7 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 		printBench(out, steps)
 		return err
 	}
-	steps = append(steps, benchStep{"floor: duckdb csv -> parquet", n, floor, pipeline.PeakRSS(), ""})
+	steps = append(steps, benchStep{"floor: duckdb csv -> parquet", n, floor, pipeline.PeakRSS(), pipeline.GoMem(), ""})
 	printBench(out, steps)
 	fmt.Fprintf(out, "ratio full run / floor: %.2f\n", runElapsed.Seconds()/floor.Seconds())
 	var peak int64
@@ -187,14 +188,14 @@ func benchFloor(ctx context.Context, cfg *pipeline.Config, files []string, parqu
 }
 
 func printBench(w io.Writer, steps []benchStep) {
-	const format = "%-30s %11s %9s %11s %13s  %s\n"
-	fmt.Fprintf(w, format, "step", "rows", "seconds", "rows/s", "peak RSS MiB", "counts")
+	const format = "%-30s %11s %9s %11s %13s %7s  %s\n"
+	fmt.Fprintf(w, format, "step", "rows", "seconds", "rows/s", "peak RSS MiB", "Go MiB", "counts")
 	for _, s := range steps {
 		rate := "-"
 		if secs := s.elapsed.Seconds(); secs > 0 {
 			rate = fmt.Sprintf("%.0f", float64(s.rows)/secs)
 		}
-		fmt.Fprintf(w, format, s.name, fmt.Sprint(s.rows), fmt.Sprintf("%.3f", s.elapsed.Seconds()), rate, mib(s.peakRSS), s.note)
+		fmt.Fprintf(w, format, s.name, fmt.Sprint(s.rows), fmt.Sprintf("%.3f", s.elapsed.Seconds()), rate, mib(s.peakRSS), mib(s.goMem), s.note)
 	}
 }
 

@@ -50,7 +50,7 @@ func TestBench(t *testing.T) {
 	}
 	steps = append(steps, "full run", "floor: duckdb csv -> parquet")
 	for _, s := range steps {
-		line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(s) + ` +2000 +[0-9]+\.[0-9]{3} +([0-9]+|-) +[0-9]+ `)
+		line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(s) + ` +2000 +[0-9]+\.[0-9]{3} +([0-9]+|-) +[0-9]+ +[0-9]+ `)
 		if !line.MatchString(out) {
 			t.Errorf("no line for %q with 2000 rows, seconds, rows/s and peak RSS in\n%s", s, out)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,10 @@ type StageTiming struct {
 	// unknown. When the kernel lets the peak be reset (/proc/self/clear_refs), it is the peak of
 	// this stage alone; otherwise the peak so far.
 	PeakRSS int64
+	// GoMem is the memory the Go runtime holds from the system when the stage ends (heap, stacks,
+	// runtime structures; not what it has returned), in bytes: PeakRSS minus GoMem is roughly
+	// DuckDB's (C++) part.
+	GoMem int64
 	// Counts are the run counts (Run.Count) the stage added.
 	Counts  map[string]int64
 	Skipped bool
@@ -36,7 +41,7 @@ func (s timedStage) Run(ctx context.Context, r *Run) error {
 	ResetPeakRSS()
 	t0 := time.Now()
 	err := s.Stage.Run(ctx, r)
-	t := StageTiming{Stage: s.String(), Elapsed: time.Since(t0), PeakRSS: PeakRSS(), Skipped: errors.Is(err, ErrSkip)}
+	t := StageTiming{Stage: s.String(), Elapsed: time.Since(t0), PeakRSS: PeakRSS(), GoMem: GoMem(), Skipped: errors.Is(err, ErrSkip)}
 	for k, v := range r.Counts {
 		if d := v - before[k]; d != 0 {
 			if t.Counts == nil {
@@ -88,6 +93,13 @@ func PeakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// GoMem is the memory the Go runtime holds from the system and has not returned, in bytes.
+func GoMem() int64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.Sys - m.HeapReleased)
 }
 
 // ResetPeakRSS resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs) and
