@@ -23,9 +23,10 @@ func benchCommand() *cli.Command {
 		Usage: "generate N synthetic CDRs, run the nightly job on them in this process and compare it with DuckDB's CSV-to-Parquet floor",
 		Description: "Generates a complete synthetic data folder (cdrbill.toml, 5 000 customers, a 50 000-prefix rate deck,\n" +
 			"N generic-format CDRs for 2025-10; every number fictional), runs the nightly job on it with the\n" +
-			"folder's own config (--config is ignored) and prints, per step, the rows, seconds, rows/s and the\n" +
-			"process's peak RSS (and the memory the Go runtime holds; the rest is DuckDB); then the floor (DuckDB, same settings, reading the same CSV files and writing\n" +
-			"them to Parquet) and the ratio full run / floor.",
+			"folder's own config (--config is ignored) and prints, per step, the rows, seconds, rows/s, the\n" +
+			"process's peak RSS during the step and the memory the Go runtime holds (the rest is DuckDB's);\n" +
+			"then the floor (DuckDB, same settings, reading the same CSV files and writing them to Parquet)\n" +
+			"and the ratio full run / floor. rows/s is the run's CDR rows over the step's seconds.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "rows", Value: 100_000, Usage: "number of synthetic CDRs `N`"},
 			&cli.StringFlag{Name: "dir", Usage: "data `FOLDER` to generate into (must be empty or made by an earlier bench; it is kept); default a temporary folder"},
