@@ -1,0 +1,200 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ingestTestRun is a test run whose inbox has one generic source, "carrier" (zone New York).
+func ingestTestRun(t *testing.T, dir string) *Run {
+	t.Helper()
+	r := newTestRun(t)
+	r.Cfg.Paths.Inbox = filepath.Join(dir, "inbox")
+	r.Cfg.Paths.Staging = filepath.Join(dir, "staging")
+	ny, _ := time.LoadLocation("America/New_York")
+	r.Cfg.Sources = []SourceConfig{{Name: "carrier", Format: "generic", Path: filepath.Join(dir, "inbox", "carrier"),
+		Timezone: "America/New_York", Country: "US", Location: ny}}
+	return r
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const hdr = "call_id,account,direction,origin,destination,start,duration,usage_type,bytes\n"
+
+func queryInt(t *testing.T, r *Run, q string) int64 {
+	t.Helper()
+	var n int64
+	if err := r.DB.QueryRowContext(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func queryStrings(t *testing.T, r *Run, q string) []string {
+	t.Helper()
+	rows, err := r.DB.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func checkCounts(t *testing.T, r *Run, want map[string]int64) {
+	t.Helper()
+	for k, v := range want {
+		if r.Counts[k] != v {
+			t.Errorf("count %s = %d, want %d", k, r.Counts[k], v)
+		}
+	}
+	c := r.Counts
+	if c["rows_read"] != c["rows_staged"]+c["rows_rejected"]+c["rows_duplicate"]+c["rows_not_billed"] {
+		t.Errorf("invariant broken: %v", c)
+	}
+}
+
+func TestIngestStage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	inbox := filepath.Join(dir, "inbox", "carrier")
+	writeFile(t, filepath.Join(inbox, "a.csv"), hdr+
+		"a1,ACME,outbound,3055550101,3055550123,2025-10-01T12:00:00Z,60,voice,\n"+ // line 2 staged
+		"a2,ACME,outbound,3055550101,3055550124,2025-10-01T13:00:00Z,120,voice,\n"+ // line 3 staged
+		"a3,ACME,outbound,3055550101,+1 305 555 0123,2025-10-01T12:00:00Z,60,voice,\n"+ // line 4 duplicate of line 2
+		"a4,ACME,outbound,3055550101,3055550125,2025-10-01T14:00:00Z,-1,voice,\n"+ // line 5 rejected
+		"a5,ACME,outbound,3055550101,3055550126,2025-11-01T03:30:00Z,30,voice,\n"+ // line 6 staged, 2025-10-31 in New York
+		"a6,ACME,outbound,3055550101,3055550127,2025-11-01T05:00:00Z,30,voice,\n") // line 7 staged, 2025-11-01
+	writeFile(t, filepath.Join(inbox, "b.csv"), hdr+
+		"b1,ACME,outbound,3055550101,(305) 555-0124,2025-10-01 09:00:00,120,voice,\n"+ // duplicate of a.csv:3 (EDT)
+		"b2,GLOBEX,inbound,3055550130,3055550199,2025-10-02T10:00:00-04:00,45,voice,\n"+
+		"b3,GLOBEX,,,,2025-10-03T00:00:00Z,,data,2048\n")
+	writeFile(t, filepath.Join(inbox, "bad.csv"), "account,destination,duration\nACME,3055550123,60\n")
+	writeFile(t, filepath.Join(inbox, ".hidden.csv"), hdr)
+	writeFile(t, filepath.Join(inbox, "upload.csv.part"), hdr)
+
+	r := ingestTestRun(t, dir)
+	if err := (IngestStage{}).Run(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, r, map[string]int64{"files_ingested": 2, "files_unreadable": 1, "rows_read": 9, "rows_staged": 6,
+		"rows_rejected": 1, "rows_duplicate": 2, "rows_not_billed": 0})
+	if got := review(r); got != "rejected_rows=1 unreadable_file=1" {
+		t.Errorf("review: %s", got)
+	}
+	if err := OpenStaging(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, account, direction, destination,
+		destination_raw, strftime(start_utc, '%Y-%m-%d %H:%M:%S'), usage_date, usage_type, duration, bytes)
+		FROM staged_cdrs ORDER BY source_file, source_line`)
+	want := []string{
+		"carrier/a.csv|2|ACME|outbound|+13055550123|3055550123|2025-10-01 12:00:00|2025-10-01|voice|60|0",
+		"carrier/a.csv|3|ACME|outbound|+13055550124|3055550124|2025-10-01 13:00:00|2025-10-01|voice|120|0",
+		"carrier/a.csv|6|ACME|outbound|+13055550126|3055550126|2025-11-01 03:30:00|2025-10-31|voice|30|0",
+		"carrier/b.csv|3|GLOBEX|inbound|+13055550199|3055550199|2025-10-02 14:00:00|2025-10-02|voice|45|0",
+		"carrier/b.csv|4|GLOBEX|outbound|||2025-10-03 00:00:00|2025-10-02|data|0|2048",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("staged_cdrs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rej := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, column_name, reason) FROM ingest_rejects ORDER BY ALL`)
+	if len(rej) != 2 || !strings.HasPrefix(rej[0], "carrier/a.csv|5|duration|negative") ||
+		!strings.HasPrefix(rej[1], "carrier/bad.csv|0||unreadable file: generic: line 1: header has no \"start\"") {
+		t.Errorf("ingest_rejects: %q", rej)
+	}
+	// duplicates name the row they duplicate
+	dups := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, duplicate_of_file, duplicate_of_line)
+		FROM read_parquet('`+filepath.Join(dir, "staging", "duplicates", "*.parquet")+`') ORDER BY ALL`)
+	if strings.Join(dups, ",") != "carrier/a.csv|4|carrier/a.csv|2,carrier/b.csv|2|carrier/a.csv|3" {
+		t.Errorf("duplicates: %q", dups)
+	}
+
+	// Second run: the same files plus a copy of a.csv under another name (same content) and a new
+	// file repeating one call. Nothing already ingested is staged again.
+	copyFile(t, filepath.Join(inbox, "a.csv"), filepath.Join(inbox, "sub", "a-copy.csv"))
+	writeFile(t, filepath.Join(inbox, "c.csv"), hdr+"x,GLOBEX,inbound,3055550130,3055550199,2025-10-02T14:00:00Z,45,voice,\n")
+	r2 := ingestTestRun(t, dir)
+	if err := (IngestStage{}).Run(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, r2, map[string]int64{"files_ingested": 1, "files_already_ingested": 3, "files_unreadable": 1,
+		"rows_read": 1, "rows_staged": 0, "rows_duplicate": 1, "rows_rejected": 0})
+	if err := OpenStaging(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, r2, "SELECT count(*) FROM staged_cdrs"); n != 5 {
+		t.Errorf("after re-ingest: %d staged rows, want 5", n)
+	}
+	if n := queryInt(t, r2, "SELECT count(*) FROM ingest_ledger"); n != 3 {
+		t.Errorf("ledger rows %d, want 3", n)
+	}
+	if n := queryInt(t, r2, "SELECT sum(rows_read - rows_staged - rows_rejected - rows_duplicate - rows_not_billed) FROM ingest_ledger"); n != 0 {
+		t.Errorf("ledger invariant off by %d", n)
+	}
+	// the inbox is untouched
+	if _, err := os.Stat(filepath.Join(inbox, "bad.csv")); err != nil {
+		t.Error(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, to, string(b))
+}
+
+func review(r *Run) string {
+	var s []string
+	for _, it := range r.Review {
+		s = append(s, fmt.Sprintf("%s=%d", it.Kind, it.Count))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestOpenStagingEmpty(t *testing.T) {
+	ctx := context.Background()
+	r := ingestTestRun(t, t.TempDir())
+	if err := OpenStaging(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	cols := queryStrings(t, r, `SELECT column_name || ' ' || data_type FROM information_schema.columns
+		WHERE table_name = 'staged_cdrs' ORDER BY ordinal_position`)
+	want := "cdr_id VARCHAR,source VARCHAR,account VARCHAR,direction VARCHAR,origin VARCHAR,destination VARCHAR," +
+		"origin_raw VARCHAR,destination_raw VARCHAR,start_utc TIMESTAMP,usage_date DATE,usage_type VARCHAR," +
+		"duration BIGINT,bytes BIGINT,source_file VARCHAR,source_line BIGINT,file_sha256 VARCHAR"
+	if strings.Join(cols, ",") != want {
+		t.Errorf("staged_cdrs columns:\n%s\nwant\n%s", strings.Join(cols, ","), want)
+	}
+	cols = queryStrings(t, r, `SELECT column_name || ' ' || data_type FROM information_schema.columns
+		WHERE table_name = 'ingest_rejects' ORDER BY ordinal_position`)
+	if got := strings.Join(cols, ","); got != "source VARCHAR,source_file VARCHAR,source_line BIGINT,column_name VARCHAR,reason VARCHAR,raw VARCHAR" {
+		t.Errorf("ingest_rejects columns: %s", got)
+	}
+	if n := queryInt(t, r, "SELECT count(*) FROM staged_cdrs") + queryInt(t, r, "SELECT count(*) FROM ingest_rejects"); n != 0 {
+		t.Errorf("empty staging has %d rows", n)
+	}
+}
