@@ -301,24 +301,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		SourceLine: rec.Line, FileSHA256: fi.entry.SHA256, CallID: rec.CallID}
 	id := fi.cdrID(rec, origin, dest)
 	row.CDRID = hex.EncodeToString(id[:])
-	if rec.NotBilled == "" && rec.Direction != "outbound" && rec.Direction != "inbound" {
-		rec.NotBilled = "no direction"
-	}
-	if rec.NotBilled != "" {
-		fi.entry.RowsNotBilled++
-		row.NotBilled = rec.NotBilled
-		if fi.notBill == nil {
-			p, err := createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
-			if err != nil {
-				return fi.fail(err)
-			}
-			fi.notBill = p
-		}
-		if err := fi.notBill.write(row); err != nil {
-			return fi.fail(err)
-		}
-		return nil
-	}
+	// a call already staged is a duplicate, billable or not (a FreeSWITCH B leg of a staged A leg)
 	ref, dup, err := fi.idx.lookup(fi.ctx, day, id)
 	if err != nil {
 		return fi.fail(err)
@@ -337,6 +320,24 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 			FileSHA256: row.FileSHA256, UsageDate: day, DupOfFile: of.file, DupOfLine: ref.line, DupOfSHA256: of.sha,
 			StartUTC: row.StartUTC, Account: row.Account, Destination: row.Destination, DurationOrLen: row.Duration}
 		if err := fi.dups.write(d); err != nil {
+			return fi.fail(err)
+		}
+		return nil
+	}
+	if rec.NotBilled == "" && rec.Direction != "outbound" && rec.Direction != "inbound" {
+		rec.NotBilled = "no direction"
+	}
+	if rec.NotBilled != "" {
+		fi.entry.RowsNotBilled++
+		row.NotBilled = rec.NotBilled
+		if fi.notBill == nil {
+			p, err := createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
+			if err != nil {
+				return fi.fail(err)
+			}
+			fi.notBill = p
+		}
+		if err := fi.notBill.write(row); err != nil {
 			return fi.fail(err)
 		}
 		return nil
