@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"cdrbill/pipeline/ingest"
@@ -200,9 +201,15 @@ type fileIngest struct {
 	idBuf    []byte
 }
 
-var normalizers = map[string]*ingest.Normalizer{}
+var (
+	normalizersMu sync.Mutex
+	normalizers   = map[string]*ingest.Normalizer{}
+)
 
+// normalizerFor shares one number normaliser (and its cache) per default country.
 func normalizerFor(country string) *ingest.Normalizer {
+	normalizersMu.Lock()
+	defer normalizersMu.Unlock()
 	n, ok := normalizers[country]
 	if !ok {
 		n = ingest.NewNormalizer(country)
