@@ -11,7 +11,7 @@ import (
 )
 
 // ingestTestRun is a test run whose inbox has one generic source, "carrier" (zone New York).
-func ingestTestRun(t *testing.T, dir string) *Run {
+func ingestTestRun(t testing.TB, dir string) *Run {
 	t.Helper()
 	r := newTestRun(t)
 	r.Cfg.Paths.Inbox = filepath.Join(dir, "inbox")
@@ -22,7 +22,7 @@ func ingestTestRun(t *testing.T, dir string) *Run {
 	return r
 }
 
-func writeFile(t *testing.T, path, body string) {
+func writeFile(t testing.TB, path, body string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 
 	models "cdrbill/sql"
 )
@@ -41,7 +41,7 @@ const (
 	rejectsDir    = "rejects"
 	notBilledDir  = "not_billed"
 	partitionPfx  = "usage_date="
-	rowGroupLimit = 128 << 10
+	rowGroupLimit = 32 << 10
 )
 
 // cdrRow is a staged CDR as stored in Parquet (also the shape of not_billed rows, which fill
@@ -115,7 +115,7 @@ func createPQ[T any](path string) (*pqFile[T], error) {
 		return nil, err
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
-	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
+	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
 		parquet.CreatedBy("cdrbill", "", ""))
 	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, 1024)}, nil
 }
