@@ -565,3 +565,69 @@ func (x *dedupIndex) load(ctx context.Context, day int32) error {
 	}
 	return rows.Err()
 }
+
+// StagingStage makes the period's staged data visible to SQL (OpenStaging) so the stages after
+// ingest can read staged_cdrs and ingest_rejects. Run it after IngestStage.
+type StagingStage struct{}
+
+func (StagingStage) String() string { return "staging" }
+
+func (StagingStage) Run(ctx context.Context, r *Run) error { return OpenStaging(ctx, r) }
+
+// SourceSample is what a source's first file looks like once parsed (preflight step 3).
+type SourceSample struct {
+	Source  string
+	File    string // relative to the inbox; "" when the source folder has no file
+	Records []ingest.Record
+	Rejects []ingest.Reject
+	Err     error // the file could not be read at all
+}
+
+var errSampleFull = errors.New("sample full")
+
+// SampleSource parses the first rows of a source's first file (sorted by path) until n rows were
+// read (records and rejects together), without touching staging. It does not fail on bad data:
+// a file that cannot be read is reported in Err. The error returned is for a missing folder.
+func SampleSource(src *SourceConfig, inbox string, billing *time.Location, n int) (SourceSample, error) {
+	s := SourceSample{Source: src.Name}
+	parser, ok := ingest.Lookup(src.Format)
+	if !ok {
+		return s, fmt.Errorf("source %s: unknown format %q", src.Name, src.Format)
+	}
+	files, err := sourceFiles(src.Path)
+	if err != nil {
+		return s, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	if len(files) == 0 {
+		return s, nil
+	}
+	s.File = relFile(inbox, src, files[0])
+	f, err := os.Open(files[0])
+	if err != nil {
+		s.Err = err
+		return s, nil
+	}
+	defer f.Close()
+	loc := src.Location
+	if loc == nil {
+		loc = billing
+	}
+	opt := ingest.Options{Source: src.Name, Location: loc, Country: src.Country, Account: src.Account}
+	count := func() error {
+		if len(s.Records)+len(s.Rejects) >= n {
+			return errSampleFull
+		}
+		return nil
+	}
+	err = parser.Parse(f, opt, func(r ingest.Record) error {
+		s.Records = append(s.Records, r)
+		return count()
+	}, func(r ingest.Reject) error {
+		s.Rejects = append(s.Rejects, r)
+		return count()
+	})
+	if err != nil && !errors.Is(err, errSampleFull) {
+		s.Err = err
+	}
+	return s, nil
+}

@@ -149,6 +149,11 @@ func TestIngestStage(t *testing.T) {
 	if n := queryInt(t, r2, "SELECT count(*) FROM ingest_ledger"); n != 3 {
 		t.Errorf("ledger rows %d, want 3", n)
 	}
+	if got := queryStrings(t, r2, `SELECT concat_ws('|', source_file, rows_read, rows_staged, rows_rejected, rows_duplicate,
+		first_usage_date, last_usage_date) FROM ingest_ledger ORDER BY source_file`); strings.Join(got, ",") !=
+		"carrier/a.csv|6|4|1|1|2025-10-01|2025-11-01,carrier/b.csv|3|2|0|1|2025-10-01|2025-10-02,carrier/c.csv|1|0|0|1|2025-10-02|2025-10-02" {
+		t.Errorf("ledger: %q", got)
+	}
 	if n := queryInt(t, r2, "SELECT sum(rows_read - rows_staged - rows_rejected - rows_duplicate - rows_not_billed) FROM ingest_ledger"); n != 0 {
 		t.Errorf("ledger invariant off by %d", n)
 	}
@@ -256,5 +261,22 @@ func TestIngestStageMixed(t *testing.T) {
 	}
 	if got := review(r); got != "rejected_rows=11 unreadable_file=1" {
 		t.Errorf("review: %s", got)
+	}
+}
+
+func TestSampleSource(t *testing.T) {
+	dir := t.TempDir()
+	r := ingestTestRun(t, dir)
+	src := &r.Cfg.Sources[0]
+	writeFile(t, filepath.Join(src.Path, "a.csv"), hdr+
+		"a1,ACME,outbound,3055550101,3055550123,2025-10-01T12:00:00Z,60,voice,\n"+
+		"a2,ACME,outbound,3055550101,3055550124,2025-10-01T13:00:00Z,x,voice,\n"+
+		"a3,ACME,outbound,3055550101,3055550125,2025-10-01T14:00:00Z,60,voice,\n")
+	s, err := SampleSource(src, r.Cfg.Paths.Inbox, r.Cfg.Location, 2)
+	if err != nil || s.Err != nil {
+		t.Fatal(err, s.Err)
+	}
+	if s.File != "carrier/a.csv" || len(s.Records) != 1 || len(s.Rejects) != 1 || s.Rejects[0].Column != "duration" {
+		t.Errorf("sample: %+v", s)
 	}
 }

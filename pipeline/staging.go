@@ -379,10 +379,13 @@ func ledgerFilesIn(dir string, inLedger map[string]bool) ([]string, error) {
 func sqlList(paths []string) string {
 	q := make([]string, len(paths))
 	for i, p := range paths {
-		q[i] = "'" + strings.ReplaceAll(p, "'", "''") + "'"
+		q[i] = sqlString(p)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }
+
+// sqlString is a SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func safeID(s string) string {
 	if s == "" {
@@ -402,21 +405,22 @@ func ensureIngestFiles(ctx context.Context, r *Run) error {
 }
 
 func loadLedgerTable(ctx context.Context, r *Run, ledger []LedgerEntry) error {
-	if _, err := r.DB.ExecContext(ctx, `CREATE OR REPLACE TABLE ingest_ledger (sha256 VARCHAR, source VARCHAR,
-		source_file VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT, rows_duplicate BIGINT,
-		rows_not_billed BIGINT, first_usage_date DATE, last_usage_date DATE, ingested_at TIMESTAMP, run_id VARCHAR)`); err != nil {
-		return fmt.Errorf("create ingest_ledger: %w", err)
+	const cols = `sha256 VARCHAR, source VARCHAR, source_file VARCHAR, rows_read BIGINT, rows_staged BIGINT,
+		rows_rejected BIGINT, rows_duplicate BIGINT, rows_not_billed BIGINT, first_usage_date DATE, last_usage_date DATE,
+		ingested_at TIMESTAMP, run_id VARCHAR`
+	q := "CREATE OR REPLACE TABLE ingest_ledger (" + cols + ")"
+	if len(ledger) > 0 {
+		path := filepath.Join(r.Cfg.Paths.Staging, ledgerName)
+		q = `CREATE OR REPLACE TABLE ingest_ledger AS
+			SELECT sha256, source, file AS source_file, rows_read, rows_staged, rows_rejected, rows_duplicate, rows_not_billed,
+			       first_usage_date, last_usage_date, ingested_at::TIMESTAMP AS ingested_at, run_id
+			FROM read_csv(` + sqlString(path) + `, header = true, auto_detect = false,
+			     columns = {'sha256': 'VARCHAR', 'source': 'VARCHAR', 'file': 'VARCHAR', 'rows_read': 'BIGINT',
+			       'rows_staged': 'BIGINT', 'rows_rejected': 'BIGINT', 'rows_duplicate': 'BIGINT', 'rows_not_billed': 'BIGINT',
+			       'first_usage_date': 'DATE', 'last_usage_date': 'DATE', 'ingested_at': 'TIMESTAMPTZ', 'run_id': 'VARCHAR'})`
 	}
-	for _, e := range ledger {
-		var first, last any
-		if e.FirstUsageDate != "" {
-			first, last = e.FirstUsageDate, e.LastUsageDate
-		}
-		if _, err := r.DB.ExecContext(ctx, `INSERT INTO ingest_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?)`,
-			e.SHA256, e.Source, e.File, e.RowsRead, e.RowsStaged, e.RowsRejected, e.RowsDuplicate, e.RowsNotBilled,
-			first, last, e.IngestedAt.UTC(), e.RunID); err != nil {
-			return fmt.Errorf("load ingest_ledger: %w", err)
-		}
+	if _, err := r.DB.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("load ingest_ledger: %w", err)
 	}
 	return nil
 }
