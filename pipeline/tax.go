@@ -331,7 +331,7 @@ func taxNote(l TaxLine, class, basePct, includes, exemptCode, exemptSource strin
 		return fmt.Sprintf("exempt: %s; exempt base %s", reason, l.TaxableBase.StringFixed(2))
 	}
 	if l.Basis == "per_line" {
-		return fmt.Sprintf("%d lines × %s", lines, l.Rate.String())
+		return fmt.Sprintf("%d lines × %s", lines, moneyString(l.Rate))
 	}
 	what := class + " charges"
 	if class == "all" {
@@ -415,6 +415,14 @@ func readTaxGraph(ctx context.Context, db *sql.DB) (map[string][]string, error) 
 	return g, rows.Err()
 }
 
+// moneyString shows an amount with at least 2 decimals (0.40, 0.125).
+func moneyString(d decimal.Decimal) string {
+	if d.Equal(d.Round(2)) {
+		return d.StringFixed(2)
+	}
+	return d.String()
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -480,7 +488,7 @@ func (s TaxSampleInvoice) String() string {
 	for _, l := range s.Lines {
 		rate := l.Rate.String() + " %"
 		if l.Basis == "per_line" {
-			rate = l.Rate.String() + "/line"
+			rate = moneyString(l.Rate) + "/line"
 		}
 		fmt.Fprintf(&b, "; %s %s × %s = %s", l.TaxCode, rate, l.TaxableBase.StringFixed(2), l.TaxAmount.StringFixed(2))
 		if l.Exempt {

@@ -51,6 +51,12 @@ func taxWorld(t testing.TB, r *Run) {
 		('VOICE-IN', 'USAGE-VOICE-IN', 'Inbound voice', true, 'voice', '4120', 'products.csv', 3),
 		('DATA', 'USAGE-DATA', 'Data', false, 'data', '4200', 'products.csv', 4),
 		('FAX', 'USAGE-FAX', 'Fax', true, 'fax', '4300', 'products.csv', 5)`)
+	taxWorldTables(t, r)
+}
+
+// taxWorldTables creates usage_summary and rated_usage (columns of sql/TABLES.md), empty.
+func taxWorldTables(t testing.TB, r *Run) {
+	t.Helper()
 	mustExec(t, r, `CREATE OR REPLACE TABLE usage_summary (company_id BIGINT, company_identifier VARCHAR,
 		company_name VARCHAR, agreement_id BIGINT, jurisdiction VARCHAR, invoice_mode VARCHAR, product VARCHAR,
 		catalog_identifier VARCHAR, description VARCHAR, taxable BOOLEAN, tax_class VARCHAR, gl_account VARCHAR,
@@ -413,10 +419,55 @@ func TestTaxSample(t *testing.T) {
 		got = append(got, s.String())
 	}
 	want := []string{
-		"US-TX-AUSTIN (70 calls): AUS1, taxable charges 10.00; TX-911 0.5/line × 3.00 = 1.50; USF 38.1 % × 6.49 = 2.47",
+		"US-TX-AUSTIN (70 calls): AUS1, taxable charges 10.00; TX-911 0.50/line × 3.00 = 1.50; USF 38.1 % × 6.49 = 2.47",
 		"US-FL-MIAMI (50 calls): MIA, taxable charges 100.00; ST 2 % × 100.00 = 2.00; USF 38.1 % × 64.90 = 24.73",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("samples:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestTaxDemoTable runs the demo's reference data (fixtures/demo/reference, tax_rates.csv being
+// SAMPLE rates) on a hand-made October 2025 summary: taxes for all three demo jurisdictions.
+func TestTaxDemoTable(t *testing.T) {
+	for _, mode := range []string{"invoice", "line"} {
+		t.Run(mode, func(t *testing.T) {
+			r := newTestRun(t)
+			ctx := context.Background()
+			if err := LoadReference(ctx, r.DB, filepath.Join("..", "fixtures", "demo", "reference"), "USD"); err != nil {
+				t.Fatal(err)
+			}
+			if err := ValidateTaxRates(ctx, r.DB); err != nil {
+				t.Fatalf("demo tax table refused: %v", err)
+			}
+			taxWorldTables(t, r)
+			addTaxSummary(t, r, []taxSummary{
+				{250, "ACMEDENTAL", "US-FL-MIAMI", "VOICE-OUT", "100.00", 10}, {250, "ACMEDENTAL", "US-FL-MIAMI", "DATA", "20.00", 1},
+				{251, "BLUEBIRDLAW", "US-TX-AUSTIN", "VOICE-OUT", "40.00", 8}, {251, "BLUEBIRDLAW", "US-TX-AUSTIN", "VOICE-INTL", "10.00", 1},
+				{253, "DELTAMED", "US-CA-SANFRANCISCO", "VOICE-OUT", "80.00", 5},
+			})
+			runTax(t, r, mode)
+			b, err := os.ReadFile(r.OutPath("tax_lines.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// USF 38.1 % × 64.9 % × 100.00 = 24.7269; × 50.00 = 12.36345; DELTAMED is exempt (64.9 % of 80.00 = 51.92).
+			// SF-UUT 7.5 % × (80.00 + 3 × 1.11) = 6.24975 (line mode: 6.00 + 0.24975 → 0.25).
+			want := `company_identifier,jurisdiction,tax_code,tax_name,level,taxable_base,tax_amount,catalog_identifier,note
+ACMEDENTAL,US-FL,FL-911,Florida E911 fee,state,4.00,1.60,TAX-FL-911,4 lines × 0.40
+ACMEDENTAL,US-FL,FL-CST,Florida communications services tax (state),state,100.00,7.44,TAX-FL-CST,7.44 % of voice charges
+ACMEDENTAL,US-FL-MIAMI,MIAMI-CST,Miami local communications services tax,local,100.00,5.22,TAX-MIAMI-CST,5.22 % of voice charges
+ACMEDENTAL,US,USF,Federal Universal Service Fund recovery,federal,64.90,24.73,TAX-USF,38.1 % of 64.9 % of voice charges
+BLUEBIRDLAW,US-TX,TX-911,Texas 911 emergency service fee,state,2.00,1.00,TAX-TX-911,2 lines × 0.50
+BLUEBIRDLAW,US-TX,TX-SALES,Texas state sales tax on telecommunications,state,50.00,3.13,TAX-TX-SALES,6.25 % of voice charges
+BLUEBIRDLAW,US,USF,Federal Universal Service Fund recovery,federal,32.45,12.36,TAX-USF,38.1 % of 64.9 % of voice charges
+DELTAMED,US-CA,CA-PPP,California public purpose programs surcharge,state,3.00,3.33,TAX-CA-PPP,3 lines × 1.11
+DELTAMED,US-CA-SANFRANCISCO,SF-UUT,San Francisco utility users tax,local,83.33,6.25,TAX-SF-UUT,7.5 % of voice charges + CA-PPP
+DELTAMED,US,USF,Federal Universal Service Fund recovery,federal,0.00,0.00,TAX-USF,exempt: tax_exempt lists USF (customers.csv:6); exempt base 51.92
+`
+			if string(b) != want {
+				t.Errorf("tax_lines.csv:\n%s\nwant:\n%s", b, want)
+			}
+		})
 	}
 }
