@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,10 +211,10 @@ func (e *SQLTaxEngine) Calculate(ctx context.Context, req *TaxRequest) ([]TaxLin
 	maxLevel := 0
 	var levelRows [][]any
 	for code, l := range levels {
-		levelRows = append(levelRows, []any{code, l})
+		levelRows = append(levelRows, []any{code, strconv.Itoa(l)})
 		maxLevel = max(maxLevel, l)
 	}
-	if err := insertBatched(ctx, e.DB, "tax_engine_levels", []string{"?", "?"}, levelRows); err != nil {
+	if err := appendRows(ctx, e.DB, "tax_engine_levels", []string{"tax_code", "level"}, levelRows); err != nil {
 		return nil, err
 	}
 	if err := ExecModel(ctx, e.DB, "tax_engine_prepare.sql"); err != nil {
@@ -261,23 +262,28 @@ func (e *SQLTaxEngine) load(ctx context.Context, req *TaxRequest) error {
 	}
 	var cust, exempt, charges [][]any
 	for _, c := range req.Customers {
-		cust = append(cust, []any{c.CompanyID, c.CompanyIdentifier, c.Jurisdiction, c.Lines, c.ExemptSource})
+		id := strconv.FormatInt(c.CompanyID, 10)
+		cust = append(cust, []any{id, c.CompanyIdentifier, c.Jurisdiction, strconv.Itoa(c.Lines), c.ExemptSource})
 		for _, x := range c.Exempt {
-			exempt = append(exempt, []any{c.CompanyID, x})
+			exempt = append(exempt, []any{id, x})
 		}
 	}
 	for i, c := range req.Charges {
-		charges = append(charges, []any{i + 1, c.CompanyID, c.Product, c.TaxClass,
+		charges = append(charges, []any{strconv.Itoa(i + 1), strconv.FormatInt(c.CompanyID, 10), c.Product, c.TaxClass,
 			c.From.Format(time.DateOnly), c.To.Format(time.DateOnly), c.Amount.String()})
 	}
-	if err := insertBatched(ctx, e.DB, "tax_engine_customers", []string{"?", "?", "?", "?", "?"}, cust); err != nil {
-		return err
+	if err := appendRows(ctx, e.DB, "tax_engine_customers",
+		[]string{"company_id", "company_identifier", "jurisdiction", "lines", "exempt_source"}, cust); err != nil {
+		return fmt.Errorf("tax engine: %w", err)
 	}
-	if err := insertBatched(ctx, e.DB, "tax_engine_exemptions", []string{"?", "?"}, exempt); err != nil {
-		return err
+	if err := appendRows(ctx, e.DB, "tax_engine_exemptions", []string{"company_id", "code"}, exempt); err != nil {
+		return fmt.Errorf("tax engine: %w", err)
 	}
-	return insertBatched(ctx, e.DB, "tax_engine_charges",
-		[]string{"?", "?", "?", "?", "CAST(? AS DATE)", "CAST(? AS DATE)", "CAST(? AS DECIMAL(18, 2))"}, charges)
+	if err := appendRows(ctx, e.DB, "tax_engine_charges",
+		[]string{"charge_id", "company_id", "product", "tax_class", "date_from", "date_to", "amount"}, charges); err != nil {
+		return fmt.Errorf("tax engine: %w", err)
+	}
+	return nil
 }
 
 // result reads the engine's answer and writes each line's note.
@@ -436,34 +442,14 @@ func sortedKeys[V any](m map[string]V) []string {
 func insertTaxLines(ctx context.Context, db *sql.DB, lines []TaxLine) error {
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
-		rows[i] = []any{l.CompanyID, l.CompanyIdentifier, l.Jurisdiction, l.TaxCode, l.TaxName, l.Level,
-			l.TaxableBase.StringFixed(2), l.TaxAmount.StringFixed(2), l.CatalogIdentifier, l.Note,
-			l.Basis, l.Rate.String(), l.Exempt}
+		rows[i] = []any{strconv.FormatInt(l.CompanyID, 10), l.CompanyIdentifier, l.Jurisdiction, l.TaxCode,
+			l.TaxName, l.Level, l.TaxableBase.StringFixed(2), l.TaxAmount.StringFixed(2), l.CatalogIdentifier,
+			l.Note, l.Basis, l.Rate.String(), strconv.FormatBool(l.Exempt)}
 	}
-	return insertBatched(ctx, db, "tax_lines", []string{"?", "?", "?", "?", "?", "?",
-		"CAST(? AS DECIMAL(18, 2))", "CAST(? AS DECIMAL(18, 2))", "?", "?", "?", "CAST(? AS DECIMAL(18, 6))", "?"}, rows)
-}
-
-// insertBatched inserts rows into table with multi-row INSERTs; each row's values go through the
-// placeholders given (e.g. "CAST(? AS DATE)").
-func insertBatched(ctx context.Context, db *sql.DB, table string, placeholders []string, rows [][]any) error {
-	const batch = 500
-	tuple := "(" + strings.Join(placeholders, ", ") + ")"
-	for start := 0; start < len(rows); start += batch {
-		end := min(start+batch, len(rows))
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " VALUES ")
-		args := make([]any, 0, (end-start)*len(placeholders))
-		for i := start; i < end; i++ {
-			if i > start {
-				q.WriteString(", ")
-			}
-			q.WriteString(tuple)
-			args = append(args, rows[i]...)
-		}
-		if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("insert into %s: %w", table, err)
-		}
+	cols := []string{"company_id", "company_identifier", "jurisdiction", "tax_code", "tax_name", "level",
+		"taxable_base", "tax_amount", "catalog_identifier", "note", "basis", "rate", "exempt"}
+	if err := appendRows(ctx, db, "tax_lines", cols, rows); err != nil {
+		return fmt.Errorf("tax_lines: %w", err)
 	}
 	return nil
 }
