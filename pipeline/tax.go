@@ -119,6 +119,20 @@ func (s TaxStage) Run(ctx context.Context, r *Run) error {
 		return err
 	}
 	r.Count("tax_lines", n)
+	// A customer with taxable charges and no tax line at all usually has a jurisdiction that no row
+	// of tax_rates.csv covers (a mis-mapped code): someone should look before the invoices go out.
+	taxed := map[int64]bool{}
+	for _, l := range lines {
+		taxed[l.CompanyID] = true
+	}
+	var untaxed int64
+	for _, c := range req.Customers {
+		if !taxed[c.CompanyID] {
+			untaxed++
+			r.Log.Warn("customer with taxable charges and no tax", "company", c.CompanyIdentifier, "jurisdiction", c.Jurisdiction)
+		}
+	}
+	r.NeedsReview("untaxed_customer", untaxed)
 	var conflicts int64
 	if err := r.DB.QueryRowContext(ctx,
 		"SELECT count(*) FROM tax_request_customers WHERE jurisdictions > 1").Scan(&conflicts); err != nil {

@@ -3,11 +3,13 @@ package pipeline
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 )
@@ -469,5 +471,65 @@ DELTAMED,US,USF,Federal Universal Service Fund recovery,federal,0.00,0.00,TAX-US
 				t.Errorf("tax_lines.csv:\n%s\nwant:\n%s", b, want)
 			}
 		})
+	}
+}
+
+// TestSQLTaxEngineDirect drives the engine through the TaxEngine interface alone, as the stage
+// would drive an external adapter: charges already split by date range, lines, exemptions.
+func TestSQLTaxEngineDirect(t *testing.T) {
+	r := newTestRun(t)
+	taxWorld(t, r)
+	loadTaxRates(t, r, `US-FL,ST,State,state,voice,7.44,,,,TAX-ST,2025-01-01,2025-10-15
+US-FL,ST,State,state,voice,8,,,,TAX-ST,2025-10-16,
+US-FL,FL-911,FL 911,state,voice,,0.40,,,TAX-FL-911,2025-01-01,
+US-FL-MIAMI,MIA,Miami,local,all,5,,,ST;FL-911,TAX-MIA,2025-01-01,
+`)
+	d := decimal.RequireFromString
+	day := func(s string) time.Time { v, _ := time.Parse(time.DateOnly, s); return v }
+	req := &TaxRequest{Period: r.Period, Rounding: "invoice",
+		Customers: []TaxCustomer{
+			{CompanyID: 7, CompanyIdentifier: "SEVEN", Jurisdiction: "US-FL-MIAMI", Lines: 3},
+			{CompanyID: 8, CompanyIdentifier: "EIGHT", Jurisdiction: "US-FL-MIAMI", Lines: 1, Exempt: []string{"FL-911"}, ExemptSource: "x.csv:9"},
+		},
+		Charges: []TaxCharge{
+			{CompanyID: 7, Product: "VOICE-OUT", TaxClass: "voice", From: day("2025-10-01"), To: day("2025-10-15"), Amount: d("50.00")},
+			{CompanyID: 7, Product: "VOICE-OUT", TaxClass: "voice", From: day("2025-10-16"), To: day("2025-10-31"), Amount: d("25.00")},
+			{CompanyID: 7, Product: "FAX", TaxClass: "fax", From: day("2025-10-16"), To: day("2025-10-31"), Amount: d("10.00")},
+			{CompanyID: 8, Product: "VOICE-OUT", TaxClass: "voice", From: day("2025-10-16"), To: day("2025-10-31"), Amount: d("10.00")},
+		}}
+	lines, err := (&SQLTaxEngine{DB: r.DB}).Calculate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, fmt.Sprintf("%s %s %s %s %s %s %v", l.CompanyIdentifier, l.TaxCode, l.Basis, l.Rate,
+			l.TaxableBase.StringFixed(2), l.TaxAmount.StringFixed(2), l.Exempt))
+	}
+	// SEVEN: ST 50.00 × 7.44 % + 25.00 × 8 % = 3.72 + 2.00 = 5.72; FL-911 3 × 0.40 = 1.20;
+	// MIA 5 % of (85.00 + 5.72 + 1.20) = 91.92 × 5 % = 4.596 → 4.60.
+	// EIGHT: ST 0.80; FL-911 exempt; MIA 5 % of (10.00 + 0.80) = 0.54.
+	want := []string{
+		"EIGHT FL-911 per_line 0.4 0.00 0.00 true", "EIGHT MIA percent 5 10.80 0.54 false", "EIGHT ST percent 8 10.00 0.80 false",
+		"SEVEN FL-911 per_line 0.4 3.00 1.20 false", "SEVEN MIA percent 5 91.92 4.60 false", "SEVEN ST percent 8 75.00 5.72 false",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestTaxFlagsUntaxedCustomers: taxable charges in a jurisdiction no row covers need review.
+func TestTaxFlagsUntaxedCustomers(t *testing.T) {
+	r := newTestRun(t)
+	taxWorld(t, r)
+	loadTaxRates(t, r, "US-FL,ST,State,state,voice,2,,,,TAX-ST,2025-01-01,\n")
+	addTaxCustomers(t, r, []taxCustomer{{"1", "MIA", "US-FL-MIAMI", 1, 1, ""}, {"2", "TYPO", "US-LF-MIAMI", 2, 1, ""}})
+	addTaxSummary(t, r, []taxSummary{{1, "MIA", "US-FL-MIAMI", "VOICE-OUT", "10.00", 1}, {2, "TYPO", "US-LF-MIAMI", "VOICE-OUT", "10.00", 1}})
+	got, _ := runTax(t, r, "invoice")
+	if strings.Join(got, ";") != "MIA ST 10.00 0.20" {
+		t.Errorf("lines = %v", got)
+	}
+	if len(r.Review) != 1 || r.Review[0] != (ReviewItem{"untaxed_customer", 1}) {
+		t.Errorf("review = %+v, want one untaxed_customer", r.Review)
 	}
 }
