@@ -284,6 +284,17 @@ US-FL,ST,State,state,voice,8,,,,TAX-ST,2025-10-16,
 		want:      []string{"MIA ST 100.00 7.66"},
 		notes:     map[string]string{"MIA ST": "rate changed in the period: 7.44 % from 2025-01-01, 8 % from 2025-10-16"},
 	}, {
+		name: "usage only before the rate change: the old rate, shown as such",
+		rates: `US-FL,ST,State,state,voice,7.44,,,,TAX-ST,2025-01-01,2025-10-15
+US-FL,ST,State,state,voice,8,,,,TAX-ST,2025-10-16,
+`,
+		customers: []taxCustomer{{"1", "MIA", "US-FL-MIAMI", 1, 2, ""}},
+		summary:   []taxSummary{{1, "MIA", "US-FL-MIAMI", "VOICE-OUT", "60.00", 1}},
+		rated:     []taxRated{{1, "VOICE-OUT", "2025-10-05", "60.00"}},
+		mode:      "invoice",
+		want:      []string{"MIA ST 60.00 4.46"},
+		notes:     map[string]string{"MIA ST": "7.44 % of voice charges"},
+	}, {
 		name: "class filter: voice, all (taxable classes only), data is not taxable",
 		rates: `US,VT,Voice tax,federal,voice,10,,,,TAX-VT,2025-01-01,
 US,AT,All tax,federal,all,1,,,,TAX-AT,2025-01-01,

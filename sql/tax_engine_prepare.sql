@@ -9,7 +9,9 @@
 --                     charge's date_from (a deeper row of the same code overrides a wider one),
 --                     kept when its tax_class is the charge's class or 'all'
 --   tax_engine_taxes  customer × tax code: the row reported (the one of the customer's latest
---                     charge), its dependency level, and the exemption that removes it, if any
+--                     charge that is not 0.00, else of its latest charge): its name, catalog
+--                     identifier, rate shown, amount per line, and the rate applied to included
+--                     taxes; its dependency level; the exemption that removes it, if any
 --   tax_engine_units  empty; tax_engine_level.sql fills it one dependency level at a time
 CREATE OR REPLACE TEMP TABLE tax_engine_rows AS
 SELECT c.company_id, t.jurisdiction, t.tax_code, t.tax_name, t.level, t.tax_class, t.percent,
@@ -40,7 +42,8 @@ CREATE OR REPLACE TEMP TABLE tax_engine_taxes AS
 WITH reported AS (
     SELECT * FROM tax_engine_parts
     QUALIFY row_number() OVER (PARTITION BY company_id, tax_code
-                               ORDER BY charge_from DESC, depth DESC, effective_from DESC) = 1
+                               ORDER BY amount <> 0 DESC, charge_from DESC, depth DESC,
+                                        effective_from DESC) = 1
 ), history AS (
     -- the distinct rows a tax used over the period's charges (more than one: the rate changed)
     SELECT company_id, tax_code,
