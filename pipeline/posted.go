@@ -418,9 +418,9 @@ type cwInvoice struct {
 		Name       *string      `json:"name"`
 	} `json:"company"`
 	Date     *string      `json:"date"`
-	Subtotal *json.Number `json:"subtotal"`
-	SalesTax *json.Number `json:"salesTax"`
-	Total    *json.Number `json:"total"`
+	Subtotal json.RawMessage `json:"subtotal"`
+	SalesTax json.RawMessage `json:"salesTax"`
+	Total    json.RawMessage `json:"total"`
 	Status   *struct {
 		Name     *string `json:"name"`
 		IsClosed *bool   `json:"isClosed"`
@@ -497,13 +497,19 @@ func (p *Posted) readJSON(path string, b []byte) error {
 		}
 		for _, a := range []struct {
 			name string
-			v    *json.Number
+			v    json.RawMessage
 			dst  *decimal.Decimal
 		}{{"subtotal", o.Subtotal, &inv.Subtotal}, {"salesTax", o.SalesTax, &inv.SalesTax}, {"total", o.Total, &inv.Total}} {
-			if a.v == nil {
+			if a.v == nil || string(a.v) == "null" {
 				return at("invoice %s: %s missing", inv.InvoiceNumber, a.name)
 			}
-			d, err := parseAmount(a.v.String())
+			// a number, or a string holding one
+			text := string(a.v)
+			var str string
+			if json.Unmarshal(a.v, &str) == nil {
+				text = strings.TrimSpace(str)
+			}
+			d, err := parseAmount(text)
 			if err != nil {
 				return at("invoice %s: %s: %v", inv.InvoiceNumber, a.name, err)
 			}
