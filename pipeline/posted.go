@@ -417,7 +417,7 @@ type cwInvoice struct {
 		Identifier *string      `json:"identifier"`
 		Name       *string      `json:"name"`
 	} `json:"company"`
-	Date     *string      `json:"date"`
+	Date     *string         `json:"date"`
 	Subtotal json.RawMessage `json:"subtotal"`
 	SalesTax json.RawMessage `json:"salesTax"`
 	Total    json.RawMessage `json:"total"`
