@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/shopspring/decimal"
 )
 
@@ -547,6 +549,11 @@ func jsonInputError(path string, b []byte, err error, line, col int) error {
 	return Inputf(path, line, col, "invalid JSON: %v", err)
 }
 
+// money is an amount as DECIMAL(18,2) for the appender (amounts were checked to 2 decimals).
+func money(d decimal.Decimal) duckdb.Decimal {
+	return duckdb.Decimal{Width: 18, Scale: 2, Value: d.Round(2).Shift(2).BigInt()}
+}
+
 // LoadPosted creates posted_invoices and posted_invoice_lines and fills them. File names are
 // stored relative to base when they lie under it.
 func LoadPosted(ctx context.Context, r *Run, p *Posted, base string) error {
@@ -573,45 +580,49 @@ func LoadPosted(ctx context.Context, r *Run, p *Posted, base string) error {
 		}
 		return *p
 	}
-	tx, err := r.DB.BeginTx(ctx, nil)
+	conn, err := r.DB.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO posted_invoices VALUES
-        (?, ?, ?, ?, ?, ?::DATE, ?::DECIMAL(18,2), ?::DECIMAL(18,2), ?::DECIMAL(18,2), ?, ?, ?, ?)`)
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "posted_invoices")
+		if err != nil {
+			return err
+		}
+		for _, v := range p.Invoices {
+			var closed any
+			if v.IsClosed != nil {
+				closed = *v.IsClosed
+			}
+			if err := a.AppendRow(v.InvoiceNumber, nullStr(v.Type), nullInt(v.CompanyID), v.CompanyIdentifier,
+				nullStr(v.CompanyName), v.Date, money(v.Subtotal), money(v.SalesTax), money(v.Total),
+				nullStr(v.StatusName), closed, rel(v.File), int32(v.Line)); err != nil {
+				a.Close()
+				return fmt.Errorf("posted invoice %s:%d: %w", v.File, v.Line, err)
+			}
+		}
+		if err := a.Close(); err != nil {
+			return err
+		}
+		a, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "posted_invoice_lines")
+		if err != nil {
+			return err
+		}
+		for _, v := range p.Lines {
+			var date any
+			if v.Date != nil {
+				date = *v.Date
+			}
+			if err := a.AppendRow(v.InvoiceNumber, nullStr(v.Type), nullInt(v.CompanyID), nullStr(v.CompanyIdentifier),
+				date, v.CatalogIdentifier, money(v.ExtPrice), rel(v.File), int32(v.Line)); err != nil {
+				a.Close()
+				return fmt.Errorf("posted invoice line %s:%d: %w", v.File, v.Line, err)
+			}
+		}
+		return a.Close()
+	})
 	if err != nil {
-		return fmt.Errorf("load posted invoices: %w", err)
-	}
-	defer ins.Close()
-	for _, v := range p.Invoices {
-		var closed any
-		if v.IsClosed != nil {
-			closed = *v.IsClosed
-		}
-		if _, err := ins.ExecContext(ctx, v.InvoiceNumber, nullStr(v.Type), nullInt(v.CompanyID), v.CompanyIdentifier,
-			nullStr(v.CompanyName), v.Date.Format(time.DateOnly), v.Subtotal.StringFixed(2), v.SalesTax.StringFixed(2),
-			v.Total.StringFixed(2), nullStr(v.StatusName), closed, rel(v.File), v.Line); err != nil {
-			return fmt.Errorf("load posted invoice %s:%d: %w", v.File, v.Line, err)
-		}
-	}
-	insL, err := tx.PrepareContext(ctx, `INSERT INTO posted_invoice_lines VALUES
-        (?, ?, ?, ?, ?::DATE, ?, ?::DECIMAL(18,2), ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("load posted invoice lines: %w", err)
-	}
-	defer insL.Close()
-	for _, v := range p.Lines {
-		var date any
-		if v.Date != nil {
-			date = v.Date.Format(time.DateOnly)
-		}
-		if _, err := insL.ExecContext(ctx, v.InvoiceNumber, nullStr(v.Type), nullInt(v.CompanyID), nullStr(v.CompanyIdentifier),
-			date, v.CatalogIdentifier, v.ExtPrice.StringFixed(2), rel(v.File), v.Line); err != nil {
-			return fmt.Errorf("load posted invoice line %s:%d: %w", v.File, v.Line, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("load posted invoices: %w", err)
 	}
 	r.Count("posted_invoices_read", int64(len(p.Invoices)))

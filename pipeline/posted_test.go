@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +175,64 @@ func TestParsePostedDate(t *testing.T) {
 			t.Errorf("%q: %q (%v), want %q", in, got, err, want)
 		}
 	}
+}
+
+// TestDemoPosted keeps the demo's posted files readable: both forms, one credit memo.
+func TestDemoPosted(t *testing.T) {
+	p, err := ReadPosted("../fixtures/demo/posted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var memos int
+	for _, inv := range p.Invoices {
+		if inv.Type == CreditMemoType {
+			memos++
+		}
+	}
+	if len(p.Files) != 2 || len(p.Invoices) != 6 || memos != 1 {
+		t.Errorf("%d files, %d invoices, %d credit memos; want 2, 6, 1", len(p.Files), len(p.Invoices), memos)
+	}
+}
+
+// BenchmarkReadPostedCSV reads a 10 000-invoice CSV export.
+func BenchmarkReadPostedCSV(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("invoiceNumber,type,company/id,company/identifier,date,subtotal,salesTax,total,status/name\n")
+	const n = 10000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "INV%05d,Miscellaneous,%d,CUST%04d,2025-11-01,%d.%02d,%d.%02d,%d.%02d,Sent\n",
+			i, 100+i%500, i%500, i, i%100, i/10, i%100, i+i/10, i%100*2%100)
+	}
+	p := writeTemp(b, "big.csv", sb.String())
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got, err := ReadPosted(p)
+		if err != nil || len(got.Invoices) != n {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "invoices/s")
+}
+
+// BenchmarkReconcileStage loads 10 000 posted invoices and reconciles them against 500 customers.
+func BenchmarkReconcileStage(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("invoiceNumber,type,company/id,company/identifier,date,subtotal,salesTax,total\n")
+	const n = 10000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "INV%05d,Miscellaneous,%d,CUST%04d,2025-11-%02d,10.00,0.70,10.70\n", i, 100+i%500, i%500, 1+i%28)
+	}
+	p := writeTemp(b, "big.csv", sb.String())
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r := newTestRun(b)
+		createRatedTables(b, r)
+		mustExec(b, r, `INSERT INTO usage_summary SELECT 100 + i, printf('CUST%04d', i), 'x', NULL, 'US', 'summary', 'voice',
+            'VOICE-USAGE', 'v', true, 'voice', NULL, 'voice', 1, 1, 200.00 FROM range(500) t(i)`)
+		b.StartTimer()
+		if err := (ReconcileStage{Posted: p}).Run(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "invoices/s")
 }
