@@ -141,6 +141,16 @@ func (p *Posted) checkDuplicates() error {
 		}
 		seen[k] = inv
 	}
+	// the lines of one invoice come from one file: the same lines exported twice would double
+	lineFile := map[string]*PostedLine{}
+	for i := range p.Lines {
+		l := &p.Lines[i]
+		if prev, ok := lineFile[l.InvoiceNumber]; ok && prev.File != l.File {
+			return Inputf(l.File, l.Line, 0, "lines of invoice %s were already read from %s:%d", l.InvoiceNumber, prev.File, prev.Line)
+		} else if !ok {
+			lineFile[l.InvoiceNumber] = l
+		}
+	}
 	return nil
 }
 

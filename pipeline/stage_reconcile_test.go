@@ -208,6 +208,25 @@ BLUEBIRDLAW,2025-10,TAX-FL-CST,10.00,10.00,0.00,0.00,ok,CM-1;INV-2
 	if !found {
 		t.Errorf("review %v: want reconciliation_tax_variance 2", r.Review)
 	}
+	f, err := excelize.OpenFile(r.OutPath("reconciliation.xlsx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := strings.Join(f.GetSheetList(), ","); got != "reconciliation,reconciliation_taxes" {
+		t.Errorf("sheets %s", got)
+	}
+	if v, _ := f.GetCellValue("reconciliation_taxes", "C4"); v != "TAX-FL-CST" {
+		t.Errorf("reconciliation_taxes!C4 = %q", v)
+	}
+	if panes, _ := f.GetPanes("reconciliation_taxes"); !panes.Freeze || panes.YSplit != 1 {
+		t.Errorf("reconciliation_taxes panes %+v", panes)
+	}
+	// the same invoice's lines in a second file are refused
+	os.WriteFile(filepath.Join(dir, "lines2.csv"), []byte("invoiceNumber,catalogItem/identifier,extPrice\nINV-2,TAX-FL-CST,11.90\n"), 0o644)
+	if _, err := ReadPosted(dir); !IsInputError(err) || !strings.Contains(err.Error(), "already read") {
+		t.Errorf("duplicate lines: %v", err)
+	}
 }
 
 func copyFile(t testing.TB, from, to string) {
@@ -338,4 +357,41 @@ func sameNumber(got, want string) bool {
 	a, err1 := parseAmount(got)
 	b, err2 := parseAmount(want)
 	return err1 == nil && err2 == nil && a.Equal(b)
+}
+
+// TestReconcileMatching: company/id wins over the identifier; an unknown id is unexpected even
+// when its identifier is a rated one's; lines tied to nothing are refused.
+func TestReconcileMatching(t *testing.T) {
+	r := newTestRun(t)
+	createRatedTables(t, r)
+	addUsage(t, r, 101, "ACMEDENTAL", "voice-out", "100.00")
+	addUsage(t, r, 102, "BLUEBIRDLAW", "voice-out", "50.00")
+	p := writeTemp(t, "inv.csv", `invoiceNumber,company/id,company/identifier,date,subtotal,salesTax,total
+A1,101,ACME-OLD-NAME,2025-11-01,100.00,0.00,100.00
+B1,999,BLUEBIRDLAW,2025-11-01,50.00,0.00,50.00
+`)
+	if err := (ReconcileStage{Posted: p}).Run(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	got := readFile(t, r.OutPath("reconciliation.csv"))
+	want := `company_identifier,period,rated_subtotal,posted_subtotal,rated_tax,posted_tax,rated_total,posted_total,variance_amount,variance_percent,status,invoice_numbers
+ACMEDENTAL,2025-10,100.00,100.00,0.00,0.00,100.00,100.00,0.00,0.00,ok,A1
+BLUEBIRDLAW,2025-10,50.00,0.00,0.00,0.00,50.00,0.00,-50.00,-100.00,missing_posted,
+BLUEBIRDLAW,2025-10,0.00,50.00,0.00,0.00,0.00,50.00,50.00,,unexpected_posted,B1
+`
+	if got != want {
+		t.Errorf("reconciliation.csv:\n%s\nwant:\n%s", got, want)
+	}
+
+	r = newTestRun(t)
+	createRatedTables(t, r)
+	addUsage(t, r, 101, "ACMEDENTAL", "voice-out", "100.00")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "inv.csv"), []byte("invoiceNumber,company/identifier,date,subtotal,salesTax,total\nA1,ACMEDENTAL,2025-11-01,1,0,1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lines.csv"), []byte("invoiceNumber,catalogItem/identifier,extPrice\nA1,X,1\nZ9,TAX,0.07\n"), 0o644)
+	err := (ReconcileStage{Posted: dir}).Run(context.Background(), r)
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Line != 3 || !strings.Contains(err.Error(), "Z9") {
+		t.Errorf("orphan line: %v", err)
+	}
 }
