@@ -147,3 +147,23 @@ func joinCols(cols []string) string {
 	}
 	return s
 }
+
+// ReconcileSummary counts the reconciliation table's customers by status (for preflight step 9
+// and the run's log). It needs ReconcileStage to have run.
+func ReconcileSummary(ctx context.Context, db *sql.DB) (map[string]int64, error) {
+	rows, err := db.QueryContext(ctx, "SELECT status, count(*) FROM reconciliation GROUP BY status ORDER BY status")
+	if err != nil {
+		return nil, fmt.Errorf("reconciliation summary: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{"ok": 0, "flagged": 0, "missing_posted": 0, "unexpected_posted": 0}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}

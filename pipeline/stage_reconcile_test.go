@@ -82,6 +82,13 @@ func TestReconcileStage(t *testing.T) {
 	if _, err := os.Stat(r.OutPath("reconciliation_taxes.csv")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("reconciliation_taxes.csv written without posted lines: %v", err)
 	}
+	sum, err := ReconcileSummary(context.Background(), r.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum["ok"] != 3 || sum["flagged"] != 1 || sum["missing_posted"] != 1 || sum["unexpected_posted"] != 1 || len(sum) != 4 {
+		t.Errorf("summary %v", sum)
+	}
 	header := strings.SplitN(got, "\n", 2)[0]
 	if header != strings.Join(ReconciliationColumns, ",") {
 		t.Errorf("header %q", header)
