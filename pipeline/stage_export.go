@@ -102,6 +102,9 @@ func (s ExportStage) Run(ctx context.Context, r *Run) error {
 	if err := checkInvoiceLines(ctx, r); err != nil {
 		return err
 	}
+	if err := ExecModel(ctx, r.DB, "invoice_missing_gl.sql"); err != nil {
+		return err
+	}
 	bookDir := s.BookDir
 	if bookDir == "" {
 		bookDir = cfg.Paths.Staging

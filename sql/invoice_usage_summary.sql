@@ -36,7 +36,12 @@ SELECT c.company_id, c.company_identifier, c.company_name, c.agreement_id, c.jur
        -- class 'all' apply) until someone maps it.
        coalesce(p.taxable, true) AS taxable,
        coalesce(p.tax_class, 'unmapped') AS tax_class,
-       nullif(trim(p.gl_account), '') AS gl_account,
+       -- the product's GL account, else that of a products.csv row with the same catalog item
+       -- (e.g. a row for the fallback SKU)
+       coalesce(nullif(trim(p.gl_account), ''),
+                (SELECT min(nullif(trim(g.gl_account), '')) FROM ref_products g
+                 WHERE g.catalog_identifier = coalesce(nullif(trim(p.catalog_identifier), ''),
+                                                       getvariable('fallback_sku')))) AS gl_account,
        u.usage_type, u.calls, u.billed_quantity, u.amount
 FROM usage u
 JOIN company c USING (company_id)
