@@ -34,6 +34,9 @@ type ExportStage struct {
 	// TicketBoard and TicketPriority fill the board/name and priority/name columns of tickets.csv
 	// (defaults DefaultTicketBoard and DefaultTicketPriority).
 	TicketBoard, TicketPriority string
+	// DetailTemplate is the description of a detail-mode line (one rated CDR); empty means
+	// billing.description_template. Same placeholders; {from} = {to} = the call's usage date.
+	DetailTemplate string
 	// BookDir holds the invoice number book; empty means paths.staging. An auditor's rerun into
 	// another folder should point it at a copy so it hands out no real numbers.
 	BookDir string
@@ -69,6 +72,12 @@ func (s ExportStage) Run(ctx context.Context, r *Run) error {
 	if err := CheckDescriptionTemplate(cfg.Billing.DescriptionTemplate); err != nil {
 		return Inputf(cfg.File, 0, 0, "%v", err)
 	}
+	detailTpl := s.DetailTemplate
+	if detailTpl == "" {
+		detailTpl = cfg.Billing.DescriptionTemplate
+	} else if err := CheckDescriptionTemplate(detailTpl); err != nil {
+		return Inputf(cfg.File, 0, 0, "detail template: %v", err)
+	}
 	board, priority := s.TicketBoard, s.TicketPriority
 	if board == "" {
 		board = DefaultTicketBoard
@@ -82,6 +91,7 @@ func (s ExportStage) Run(ctx context.Context, r *Run) error {
 		val        any
 	}{
 		{"description_template", "", cfg.Billing.DescriptionTemplate},
+		{"detail_template", "", detailTpl},
 		{"hold_on_errors", "::BOOLEAN", !s.FlagErrors},
 		{"invoice_date", "::DATE", invoiceDate.Format("2006-01-02")},
 		{"due_date", "::DATE", invoiceDate.AddDate(0, 0, cfg.Invoices.TermsDays).Format("2006-01-02")},

@@ -392,3 +392,22 @@ func TestDescriptionTemplate(t *testing.T) {
 	var ie *InputError
 	_ = errors.As(err, &ie)
 }
+
+func TestDetailTemplate(t *testing.T) {
+	r := newTestRun(t)
+	r.Cfg.Paths.Staging = t.TempDir()
+	createInvoiceInputs(t, r)
+	runInvoiceStages(t, r, ExportStage{DetailTemplate: "{description}, {start} from {origin} to {destination}, {quantity} {unit}"})
+	var got string
+	if err := r.DB.QueryRow(`SELECT string_agg(description, ' | ' ORDER BY line_no) FROM invoice_lines
+		WHERE company_identifier = 'BETA' AND kind = 'usage'`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := "-2+3 fax, 2025-10-11T14:00:00Z from +13055550100 to +13055550123, 2 min | " +
+		"Outbound voice usage, 2025-10-08T14:00:00Z from +13055550100 to +13055550123, 1 min | " +
+		"Outbound voice usage, 2025-10-09T14:00:00Z from +13055550100 to +13055550123, 1 min | " +
+		"Outbound voice usage, 2025-10-10T14:00:00Z from +13055550100 to +13055550123, 1.02 min"
+	if got != want {
+		t.Errorf("detail descriptions:\n%s\nwant\n%s", got, want)
+	}
+}

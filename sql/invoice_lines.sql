@@ -1,6 +1,6 @@
 -- invoice_lines: the lines of each customer's invoice for the period, usage then tax.
 -- reads: usage_summary, rated_usage, tax_lines, ref_customers, ref_products, invoice_held,
---   getvariable('description_template', 'period', 'period_from', 'period_to').
+--   getvariable('description_template', 'detail_template', 'period', 'period_from', 'period_to').
 -- writes: invoice_lines (grain: invoice line; TABLES.md columns, then `held BOOLEAN` added at the
 --   end: true for a customer held back by invoice_export_errors.sql).
 --
@@ -16,7 +16,8 @@
 --     tax_amount, catalog_identifier from tax_lines, not taxable.
 -- So per customer Σ invoice_lines.amount = Σ usage_summary.amount + Σ tax_lines.tax_amount.
 --
--- Description template placeholders (billing.description_template):
+-- Description template placeholders (billing.description_template; detail lines use
+-- detail_template, which defaults to it):
 --   {description} products.csv description (the product code when unmapped); tax lines: tax_name
 --   {product} rated product code (tax lines: tax_code)   {catalog_identifier} ConnectWise SKU
 --   {from} {to}   ISO dates: the period's first and last day (detail lines: the call's usage date)
@@ -103,7 +104,7 @@ detail_ranked AS (
 detail_lines AS (
     SELECT company_id, company_identifier, company_name, agreement_id, 'usage' AS kind, product,
            catalog_identifier,
-           invoice_describe(getvariable('description_template'), product_description, product,
+           invoice_describe(getvariable('detail_template'), product_description, product,
                             catalog_identifier, usage_date, usage_date, usage_type,
                             billed_quantity, 1, origin, destination, start_utc) AS description,
            CAST(CAST(floor_cents + CASE WHEN leftover > 0 AND rank_up <= leftover THEN 1
