@@ -411,3 +411,28 @@ func TestDetailTemplate(t *testing.T) {
 		t.Errorf("detail descriptions:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestExportNothingToBill: no usage, no tax, no errors: every file is written with its header only,
+// nothing needs review and no invoice number is used.
+func TestExportNothingToBill(t *testing.T) {
+	r := newTestRun(t)
+	r.Cfg.Paths.Staging = t.TempDir()
+	createInvoiceInputs(t, r)
+	for _, tbl := range []string{"rated_usage", "tax_lines", "rating_errors"} {
+		mustExec(t, r, "DELETE FROM "+tbl)
+	}
+	mustExec(t, r, "DROP TABLE ingest_rejects") // a rerun from staging has none
+	runInvoiceStages(t, r, ExportStage{})
+	for _, name := range invoiceOutputs {
+		_, rows := readCSV(t, r.OutPath(name))
+		if len(rows) != 0 {
+			t.Errorf("%s has %d rows, want none", name, len(rows))
+		}
+	}
+	if len(r.Review) != 0 {
+		t.Errorf("review %v, want none", r.Review)
+	}
+	if _, err := os.Stat(filepath.Join(r.Cfg.Paths.Staging, InvoiceBookFile)); !os.IsNotExist(err) {
+		t.Errorf("invoice book written with no invoice: %v", err)
+	}
+}

@@ -13,6 +13,12 @@
 -- ARE billed, on the fallback SKU), missing_agreement (customers with no agreement_id: left out of
 -- connectwise_additions.csv only), held_customer / flagged_customer (one row per customer with
 -- unrated CDRs: held back from every export, or exported with the problem flagged).
+-- A run without an ingest (an auditor's rerun from staged Parquet) may have no rejects table.
+CREATE TABLE IF NOT EXISTS ingest_rejects (source VARCHAR, source_file VARCHAR, source_line BIGINT,
+    column_name VARCHAR, reason VARCHAR, raw VARCHAR);
+CREATE TABLE IF NOT EXISTS rating_errors (kind VARCHAR, cdr_id VARCHAR, account VARCHAR, key VARCHAR,
+    detail VARCHAR, source_file VARCHAR, source_line BIGINT);
+
 CREATE OR REPLACE TABLE export_error_rows AS
 WITH account_company AS (
     -- the company an account belongs to during the period (the latest row in effect)
