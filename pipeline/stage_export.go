@@ -64,6 +64,47 @@ func CheckDescriptionTemplate(tpl string) error {
 	return nil
 }
 
+// describeSQL is the SQL value of each placeholder, in terms of describeMacro's arguments.
+var describeSQL = map[string]string{
+	"description":        "description",
+	"product":            "product",
+	"catalog_identifier": "catalog",
+	"from":               "CAST(d_from AS VARCHAR)",
+	"to":                 "CAST(d_to AS VARCHAR)",
+	"period":             "getvariable('period')",
+	"quantity":           "quantity_text",
+	"unit":               "CASE WHEN usage_type = 'data' THEN 'MB' ELSE 'min' END",
+	"calls":              "format('{:,}', CAST(calls AS BIGINT))",
+	"origin":             "origin",
+	"destination":        "destination",
+	"start":              "strftime(start, '%Y-%m-%dT%H:%M:%SZ')",
+}
+
+// describeMacro is a DuckDB macro that fills a (checked) description template: one concat of the
+// template's text, as SQL string literals, and the placeholders' values (NULL reads as empty).
+func describeMacro(name, tpl string) string {
+	var parts []string
+	lit := func(s string) {
+		if s != "" {
+			parts = append(parts, "'"+strings.ReplaceAll(s, "'", "''")+"'")
+		}
+	}
+	last := 0
+	for _, m := range placeholderRE.FindAllStringIndex(tpl, -1) {
+		lit(tpl[last:m[0]])
+		if expr, ok := describeSQL[tpl[m[0]+1:m[1]-1]]; ok {
+			parts = append(parts, expr)
+		} else {
+			lit(tpl[m[0]:m[1]])
+		}
+		last = m[1]
+	}
+	lit(tpl[last:])
+	parts = append(parts, "''")
+	return fmt.Sprintf("CREATE OR REPLACE MACRO %s(description, product, catalog, d_from, d_to, usage_type, "+
+		"quantity_text, calls, origin, destination, start) AS concat(%s)", name, strings.Join(parts, ", "))
+}
+
 func (s ExportStage) Run(ctx context.Context, r *Run) error {
 	cfg := r.Cfg
 	if cfg.Billing.FallbackSKU == "" {
@@ -90,8 +131,6 @@ func (s ExportStage) Run(ctx context.Context, r *Run) error {
 		name, cast string
 		val        any
 	}{
-		{"description_template", "", cfg.Billing.DescriptionTemplate},
-		{"detail_template", "", detailTpl},
 		{"hold_on_errors", "::BOOLEAN", !s.FlagErrors},
 		{"invoice_date", "::DATE", invoiceDate.Format("2006-01-02")},
 		{"due_date", "::DATE", invoiceDate.AddDate(0, 0, cfg.Invoices.TermsDays).Format("2006-01-02")},
@@ -102,6 +141,12 @@ func (s ExportStage) Run(ctx context.Context, r *Run) error {
 	for _, v := range vars {
 		if _, err := r.DB.ExecContext(ctx, fmt.Sprintf("SET VARIABLE %s = ?%s", v.name, v.cast), v.val); err != nil {
 			return fmt.Errorf("set variable %s: %w", v.name, err)
+		}
+	}
+	for _, m := range []string{describeMacro("invoice_describe_summary", cfg.Billing.DescriptionTemplate),
+		describeMacro("invoice_describe_detail", detailTpl)} {
+		if _, err := r.DB.ExecContext(ctx, m); err != nil {
+			return fmt.Errorf("description template: %w", err)
 		}
 	}
 	for _, m := range []string{"invoice_export_errors.sql", "invoice_lines.sql"} {

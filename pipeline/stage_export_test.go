@@ -371,7 +371,7 @@ func TestDescriptionTemplate(t *testing.T) {
 	}
 	r := newTestRun(t)
 	r.Cfg.Paths.Staging = t.TempDir()
-	r.Cfg.Billing.DescriptionTemplate = "{product} ({catalog_identifier}) {period}: {calls} calls, {quantity} {unit}"
+	r.Cfg.Billing.DescriptionTemplate = "{product} ({catalog_identifier}) {period}: {calls} calls, {quantity} {unit}') --"
 	createInvoiceInputs(t, r)
 	runInvoiceStages(t, r, ExportStage{})
 	var got string
@@ -379,8 +379,8 @@ func TestDescriptionTemplate(t *testing.T) {
 		WHERE company_identifier = 'ACME' AND kind = 'usage'`).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
-	want := "DATA (CW-DATA) 2025-10: 1 calls, 1.5 MB | VOICE-INTL (USAGE-OTHER) 2025-10: 1 calls, 1.5 min | " +
-		"VOICE-OUT (CW-VOICE-OUT) 2025-10: 4 calls, 1,237.67 min"
+	want := "DATA (CW-DATA) 2025-10: 1 calls, 1.5 MB') -- | VOICE-INTL (USAGE-OTHER) 2025-10: 1 calls, 1.5 min') -- | " +
+		"VOICE-OUT (CW-VOICE-OUT) 2025-10: 4 calls, 1,237.67 min') --"
 	if got != want {
 		t.Errorf("descriptions:\n%s\nwant\n%s", got, want)
 	}

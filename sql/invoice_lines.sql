@@ -1,6 +1,7 @@
 -- invoice_lines: the lines of each customer's invoice for the period, usage then tax.
 -- reads: usage_summary, rated_usage, tax_lines, ref_customers, ref_products, invoice_held,
---   getvariable('description_template', 'detail_template', 'period', 'period_from', 'period_to').
+--   getvariable('period', 'period_from', 'period_to'), the macros invoice_describe_summary and
+--   invoice_describe_detail (below).
 -- writes: invoice_lines (grain: invoice line; TABLES.md columns, then `held BOOLEAN` added at the
 --   end: true for a customer held back by invoice_export_errors.sql).
 --
@@ -27,32 +28,24 @@
 --   {unit}        min | MB          {calls} number of CDRs (1 on a detail line)
 --   {origin} {destination} {start}  detail lines only (start = UTC instant); empty on summary lines
 -- Tax lines use the fixed form '{tax_name}, {from} to {to}'.
-CREATE OR REPLACE MACRO invoice_fmt_hundredths(h) AS
-    format('{:,}', CAST(h // 100 AS BIGINT))
+-- invoice_quantity_text(usage_type, q): the billed quantity for a description, in hundredths of
+-- a minute (voice, q seconds) or of an MB (data, q bytes), rounded half-up, as text with
+-- thousands separators and no trailing zeros: 1,234 | 20.5 | 1.02. Plain BIGINT arithmetic
+-- (q >= 0); a macro's arguments are expanded inline, so it stays small.
+CREATE OR REPLACE MACRO invoice_hundredths_text(h) AS
+    format('{:,}', h // 100)
     || CASE WHEN h % 100 = 0 THEN ''
-            WHEN h % 10 = 0 THEN '.' || CAST(CAST((h % 100) // 10 AS BIGINT) AS VARCHAR)
-            ELSE '.' || lpad(CAST(CAST(h % 100 AS BIGINT) AS VARCHAR), 2, '0') END;
-
+            WHEN h % 10 = 0 THEN '.' || CAST((h % 100) // 10 AS VARCHAR)
+            ELSE '.' || lpad(CAST(h % 100 AS VARCHAR), 2, '0') END;
 CREATE OR REPLACE MACRO invoice_quantity_text(usage_type, q) AS
-    invoice_fmt_hundredths(CASE WHEN usage_type = 'data'
-                                THEN round_ratio(CAST(q AS HUGEINT) * 100, 1000000, 'half_up')
-                                ELSE round_ratio(CAST(q AS HUGEINT) * 100, 60, 'half_up') END);
+    invoice_hundredths_text(CASE WHEN usage_type = 'data' THEN (CAST(q AS BIGINT) + 5000) // 10000
+                                 ELSE (CAST(q AS BIGINT) * 100 + 30) // 60 END);
 
-CREATE OR REPLACE MACRO invoice_describe(tpl, description, product, catalog, d_from, d_to,
-                                         usage_type, q, calls, origin, destination, start) AS
-    replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(tpl,
-        '{from}', strftime(d_from, '%Y-%m-%d')),
-        '{to}', strftime(d_to, '%Y-%m-%d')),
-        '{period}', getvariable('period')),
-        '{quantity}', invoice_quantity_text(usage_type, q)),
-        '{unit}', CASE WHEN usage_type = 'data' THEN 'MB' ELSE 'min' END),
-        '{calls}', format('{:,}', CAST(calls AS BIGINT))),
-        '{origin}', coalesce(origin, '')),
-        '{destination}', coalesce(destination, '')),
-        '{start}', coalesce(strftime(start, '%Y-%m-%dT%H:%M:%SZ'), '')),
-        '{catalog_identifier}', coalesce(catalog, '')),
-        '{product}', coalesce(product, '')),
-        '{description}', coalesce(description, ''));
+-- invoice_describe_summary(...) and invoice_describe_detail(...) fill the two templates; they are
+-- macros created by pipeline/stage_export.go (describeMacro) from the configured templates, as one
+-- concat of the template's text and the placeholders' values, with the arguments
+-- (description, product, catalog, d_from, d_to, usage_type, quantity_text, calls, origin,
+--  destination, start).
 
 CREATE OR REPLACE TABLE invoice_lines AS
 WITH company AS (
@@ -67,9 +60,10 @@ tax_company AS (
 summary_lines AS (
     SELECT s.company_id, s.company_identifier, s.company_name, s.agreement_id, 'usage' AS kind,
            s.product, s.catalog_identifier,
-           invoice_describe(getvariable('description_template'), s.description, s.product,
+           invoice_describe_summary(s.description, s.product,
                             s.catalog_identifier, getvariable('period_from'), getvariable('period_to'),
-                            s.usage_type, s.billed_quantity, s.calls, NULL, NULL, NULL::TIMESTAMP) AS description,
+                            s.usage_type, invoice_quantity_text(s.usage_type, s.billed_quantity), s.calls,
+                            NULL, NULL, NULL::TIMESTAMP) AS description,
            s.amount, s.taxable, s.gl_account,
            1 AS sort_group, NULL::TIMESTAMP AS sort_start, '' AS sort_id
     FROM usage_summary s
@@ -79,7 +73,7 @@ detail_units AS (
     SELECT u.cdr_id, u.start_utc, u.usage_date, u.origin, u.destination, u.usage_type,
            u.billed_quantity, s.company_id, s.company_identifier, s.company_name, s.agreement_id,
            s.product, s.catalog_identifier, s.description AS product_description, s.taxable,
-           s.gl_account,
+           s.gl_account, invoice_quantity_text(u.usage_type, u.billed_quantity) AS quantity_text,
            CAST(s.amount * 100 AS HUGEINT) AS summary_cents,
            CAST(CAST(u.amount AS DECIMAL(18, 6)) * 1000000 AS HUGEINT) AS micro
     FROM rated_usage u
@@ -104,9 +98,9 @@ detail_ranked AS (
 detail_lines AS (
     SELECT company_id, company_identifier, company_name, agreement_id, 'usage' AS kind, product,
            catalog_identifier,
-           invoice_describe(getvariable('detail_template'), product_description, product,
-                            catalog_identifier, usage_date, usage_date, usage_type,
-                            billed_quantity, 1, origin, destination, start_utc) AS description,
+           invoice_describe_detail(product_description, product,
+                            catalog_identifier, usage_date, usage_date, usage_type, quantity_text, 1,
+                            origin, destination, start_utc) AS description,
            CAST(CAST(floor_cents + CASE WHEN leftover > 0 AND rank_up <= leftover THEN 1
                                         WHEN leftover < 0 AND rank_down <= -leftover THEN -1
                                         ELSE 0 END AS DECIMAL(18, 0))
