@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// writeGenericRows writes n generic rows over October 2025 (every 100th row repeats the one
+// ingGenericRows writes n generic rows over October 2025 (every 100th row repeats the one
 // before it, a duplicate).
-func writeGenericRows(tb testing.TB, path string, n int) {
+func ingGenericRows(tb testing.TB, path string, n int) {
 	tb.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		tb.Fatal(err)
@@ -23,7 +23,7 @@ func writeGenericRows(tb testing.TB, path string, n int) {
 		tb.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString(hdr)
+	w.WriteString(ingHeader)
 	t0 := time.Date(2025, 10, 1, 4, 0, 0, 0, time.UTC)
 	step := 30 * 24 * time.Hour / time.Duration(n)
 	for i := 0; i < n; i++ {
@@ -52,7 +52,7 @@ func BenchmarkIngestStage(b *testing.B) {
 		rows, _ = strconv.Atoi(s)
 	}
 	dir := b.TempDir()
-	writeGenericRows(b, filepath.Join(dir, "inbox", "carrier", "usage.csv"), rows)
+	ingGenericRows(b, filepath.Join(dir, "inbox", "carrier", "usage.csv"), rows)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

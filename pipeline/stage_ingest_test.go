@@ -22,7 +22,7 @@ func ingestTestRun(t testing.TB, dir string) *Run {
 	return r
 }
 
-func writeFile(t testing.TB, path, body string) {
+func ingWriteFile(t testing.TB, path, body string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -32,9 +32,9 @@ func writeFile(t testing.TB, path, body string) {
 	}
 }
 
-const hdr = "call_id,account,direction,origin,destination,start,duration,usage_type,bytes\n"
+const ingHeader = "call_id,account,direction,origin,destination,start,duration,usage_type,bytes\n"
 
-func queryInt(t *testing.T, r *Run, q string) int64 {
+func ingQueryInt(t *testing.T, r *Run, q string) int64 {
 	t.Helper()
 	var n int64
 	if err := r.DB.QueryRowContext(context.Background(), q).Scan(&n); err != nil {
@@ -43,7 +43,7 @@ func queryInt(t *testing.T, r *Run, q string) int64 {
 	return n
 }
 
-func queryStrings(t *testing.T, r *Run, q string) []string {
+func ingQueryStrings(t *testing.T, r *Run, q string) []string {
 	t.Helper()
 	rows, err := r.DB.QueryContext(context.Background(), q)
 	if err != nil {
@@ -61,7 +61,7 @@ func queryStrings(t *testing.T, r *Run, q string) []string {
 	return out
 }
 
-func checkCounts(t *testing.T, r *Run, want map[string]int64) {
+func ingCheckCounts(t *testing.T, r *Run, want map[string]int64) {
 	t.Helper()
 	for k, v := range want {
 		if r.Counts[k] != v {
@@ -78,34 +78,34 @@ func TestIngestStage(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	inbox := filepath.Join(dir, "inbox", "carrier")
-	writeFile(t, filepath.Join(inbox, "a.csv"), hdr+
+	ingWriteFile(t, filepath.Join(inbox, "a.csv"), ingHeader+
 		"a1,ACME,outbound,3055550101,3055550123,2025-10-01T12:00:00Z,60,voice,\n"+ // line 2 staged
 		"a2,ACME,outbound,3055550101,3055550124,2025-10-01T13:00:00Z,120,voice,\n"+ // line 3 staged
 		"a3,ACME,outbound,3055550101,+1 305 555 0123,2025-10-01T12:00:00Z,60,voice,\n"+ // line 4 duplicate of line 2
 		"a4,ACME,outbound,3055550101,3055550125,2025-10-01T14:00:00Z,-1,voice,\n"+ // line 5 rejected
 		"a5,ACME,outbound,3055550101,3055550126,2025-11-01T03:30:00Z,30,voice,\n"+ // line 6 staged, 2025-10-31 in New York
 		"a6,ACME,outbound,3055550101,3055550127,2025-11-01T05:00:00Z,30,voice,\n") // line 7 staged, 2025-11-01
-	writeFile(t, filepath.Join(inbox, "b.csv"), hdr+
+	ingWriteFile(t, filepath.Join(inbox, "b.csv"), ingHeader+
 		"b1,ACME,outbound,3055550101,(305) 555-0124,2025-10-01 09:00:00,120,voice,\n"+ // duplicate of a.csv:3 (EDT)
 		"b2,GLOBEX,inbound,3055550130,3055550199,2025-10-02T10:00:00-04:00,45,voice,\n"+
 		"b3,GLOBEX,,,,2025-10-03T00:00:00Z,,data,2048\n")
-	writeFile(t, filepath.Join(inbox, "bad.csv"), "account,destination,duration\nACME,3055550123,60\n")
-	writeFile(t, filepath.Join(inbox, ".hidden.csv"), hdr)
-	writeFile(t, filepath.Join(inbox, "upload.csv.part"), hdr)
+	ingWriteFile(t, filepath.Join(inbox, "bad.csv"), "account,destination,duration\nACME,3055550123,60\n")
+	ingWriteFile(t, filepath.Join(inbox, ".hidden.csv"), ingHeader)
+	ingWriteFile(t, filepath.Join(inbox, "upload.csv.part"), ingHeader)
 
 	r := ingestTestRun(t, dir)
 	if err := (IngestStage{}).Run(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, r, map[string]int64{"files_ingested": 2, "files_unreadable": 1, "rows_read": 9, "rows_staged": 6,
+	ingCheckCounts(t, r, map[string]int64{"files_ingested": 2, "files_unreadable": 1, "rows_read": 9, "rows_staged": 6,
 		"rows_rejected": 1, "rows_duplicate": 2, "rows_not_billed": 0})
-	if got := review(r); got != "rejected_rows=1 unreadable_file=1" {
+	if got := ingReview(r); got != "rejected_rows=1 unreadable_file=1" {
 		t.Errorf("review: %s", got)
 	}
 	if err := OpenStaging(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	got := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, account, direction, destination,
+	got := ingQueryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, account, direction, destination,
 		destination_raw, strftime(start_utc, '%Y-%m-%d %H:%M:%S'), usage_date, usage_type, duration, bytes)
 		FROM staged_cdrs ORDER BY source_file, source_line`)
 	want := []string{
@@ -118,13 +118,13 @@ func TestIngestStage(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("staged_cdrs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	rej := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, column_name, reason) FROM ingest_rejects ORDER BY ALL`)
+	rej := ingQueryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, column_name, reason) FROM ingest_rejects ORDER BY ALL`)
 	if len(rej) != 2 || !strings.HasPrefix(rej[0], "carrier/a.csv|5|duration|negative") ||
 		!strings.HasPrefix(rej[1], "carrier/bad.csv|0||unreadable file: generic: line 1: header has no \"start\"") {
 		t.Errorf("ingest_rejects: %q", rej)
 	}
 	// duplicates name the row they duplicate
-	dups := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, duplicate_of_file, duplicate_of_line)
+	dups := ingQueryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, duplicate_of_file, duplicate_of_line)
 		FROM read_parquet('`+filepath.Join(dir, "staging", "duplicates", "*.parquet")+`') ORDER BY ALL`)
 	if strings.Join(dups, ",") != "carrier/a.csv|4|carrier/a.csv|2,carrier/b.csv|2|carrier/a.csv|3" {
 		t.Errorf("duplicates: %q", dups)
@@ -132,29 +132,29 @@ func TestIngestStage(t *testing.T) {
 
 	// Second run: the same files plus a copy of a.csv under another name (same content) and a new
 	// file repeating one call. Nothing already ingested is staged again.
-	copyFile(t, filepath.Join(inbox, "a.csv"), filepath.Join(inbox, "sub", "a-copy.csv"))
-	writeFile(t, filepath.Join(inbox, "c.csv"), hdr+"x,GLOBEX,inbound,3055550130,3055550199,2025-10-02T14:00:00Z,45,voice,\n")
+	ingCopyFile(t, filepath.Join(inbox, "a.csv"), filepath.Join(inbox, "sub", "a-copy.csv"))
+	ingWriteFile(t, filepath.Join(inbox, "c.csv"), ingHeader+"x,GLOBEX,inbound,3055550130,3055550199,2025-10-02T14:00:00Z,45,voice,\n")
 	r2 := ingestTestRun(t, dir)
 	if err := (IngestStage{}).Run(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, r2, map[string]int64{"files_ingested": 1, "files_already_ingested": 3, "files_unreadable": 1,
+	ingCheckCounts(t, r2, map[string]int64{"files_ingested": 1, "files_already_ingested": 3, "files_unreadable": 1,
 		"rows_read": 1, "rows_staged": 0, "rows_duplicate": 1, "rows_rejected": 0})
 	if err := OpenStaging(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
-	if n := queryInt(t, r2, "SELECT count(*) FROM staged_cdrs"); n != 5 {
+	if n := ingQueryInt(t, r2, "SELECT count(*) FROM staged_cdrs"); n != 5 {
 		t.Errorf("after re-ingest: %d staged rows, want 5", n)
 	}
-	if n := queryInt(t, r2, "SELECT count(*) FROM ingest_ledger"); n != 3 {
+	if n := ingQueryInt(t, r2, "SELECT count(*) FROM ingest_ledger"); n != 3 {
 		t.Errorf("ledger rows %d, want 3", n)
 	}
-	if got := queryStrings(t, r2, `SELECT concat_ws('|', source_file, rows_read, rows_staged, rows_rejected, rows_duplicate,
+	if got := ingQueryStrings(t, r2, `SELECT concat_ws('|', source_file, rows_read, rows_staged, rows_rejected, rows_duplicate,
 		first_usage_date, last_usage_date) FROM ingest_ledger ORDER BY source_file`); strings.Join(got, ",") !=
 		"carrier/a.csv|6|4|1|1|2025-10-01|2025-11-01,carrier/b.csv|3|2|0|1|2025-10-01|2025-10-02,carrier/c.csv|1|0|0|1|2025-10-02|2025-10-02" {
 		t.Errorf("ledger: %q", got)
 	}
-	if n := queryInt(t, r2, "SELECT sum(rows_read - rows_staged - rows_rejected - rows_duplicate - rows_not_billed) FROM ingest_ledger"); n != 0 {
+	if n := ingQueryInt(t, r2, "SELECT sum(rows_read - rows_staged - rows_rejected - rows_duplicate - rows_not_billed) FROM ingest_ledger"); n != 0 {
 		t.Errorf("ledger invariant off by %d", n)
 	}
 	// the inbox is untouched
@@ -163,16 +163,16 @@ func TestIngestStage(t *testing.T) {
 	}
 }
 
-func copyFile(t *testing.T, from, to string) {
+func ingCopyFile(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, to, string(b))
+	ingWriteFile(t, to, string(b))
 }
 
-func review(r *Run) string {
+func ingReview(r *Run) string {
 	var s []string
 	for _, it := range r.Review {
 		s = append(s, fmt.Sprintf("%s=%d", it.Kind, it.Count))
@@ -186,7 +186,7 @@ func TestOpenStagingEmpty(t *testing.T) {
 	if err := OpenStaging(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	cols := queryStrings(t, r, `SELECT column_name || ' ' || data_type FROM information_schema.columns
+	cols := ingQueryStrings(t, r, `SELECT column_name || ' ' || data_type FROM information_schema.columns
 		WHERE table_name = 'staged_cdrs' ORDER BY ordinal_position`)
 	want := "cdr_id VARCHAR,source VARCHAR,account VARCHAR,direction VARCHAR,origin VARCHAR,destination VARCHAR," +
 		"origin_raw VARCHAR,destination_raw VARCHAR,start_utc TIMESTAMP,usage_date DATE,usage_type VARCHAR," +
@@ -194,12 +194,12 @@ func TestOpenStagingEmpty(t *testing.T) {
 	if strings.Join(cols, ",") != want {
 		t.Errorf("staged_cdrs columns:\n%s\nwant\n%s", strings.Join(cols, ","), want)
 	}
-	cols = queryStrings(t, r, `SELECT column_name || ' ' || data_type FROM information_schema.columns
+	cols = ingQueryStrings(t, r, `SELECT column_name || ' ' || data_type FROM information_schema.columns
 		WHERE table_name = 'ingest_rejects' ORDER BY ordinal_position`)
 	if got := strings.Join(cols, ","); got != "source VARCHAR,source_file VARCHAR,source_line BIGINT,column_name VARCHAR,reason VARCHAR,raw VARCHAR" {
 		t.Errorf("ingest_rejects columns: %s", got)
 	}
-	if n := queryInt(t, r, "SELECT count(*) FROM staged_cdrs") + queryInt(t, r, "SELECT count(*) FROM ingest_rejects"); n != 0 {
+	if n := ingQueryInt(t, r, "SELECT count(*) FROM staged_cdrs") + ingQueryInt(t, r, "SELECT count(*) FROM ingest_rejects"); n != 0 {
 		t.Errorf("empty staging has %d rows", n)
 	}
 }
@@ -218,16 +218,16 @@ func TestIngestStageMixed(t *testing.T) {
 		{Name: "fs1", Format: "freeswitch", Path: in("fs1"), Country: "US", Location: ny, Account: "DEFAULT"},
 		{Name: "cucm1", Format: "cucm", Path: in("cucm1"), Country: "US", Location: ny, Account: "ACME"},
 	}
-	copyFile(t, "ingest/testdata/asterisk_quirks.csv", in("pbx1/Master.csv"))
-	copyFile(t, "ingest/testdata/asterisk_custom.csv", in("pbx1/custom/Master.csv"))
-	copyFile(t, "ingest/testdata/freeswitch_quirks.csv", in("fs1/Master.csv"))
-	copyFile(t, "ingest/testdata/cucm_quirks.csv", in("cucm1/cdr_StandAloneCluster_01_202510011200_1"))
+	ingCopyFile(t, "ingest/testdata/asterisk_quirks.csv", in("pbx1/Master.csv"))
+	ingCopyFile(t, "ingest/testdata/asterisk_custom.csv", in("pbx1/custom/Master.csv"))
+	ingCopyFile(t, "ingest/testdata/freeswitch_quirks.csv", in("fs1/Master.csv"))
+	ingCopyFile(t, "ingest/testdata/cucm_quirks.csv", in("cucm1/cdr_StandAloneCluster_01_202510011200_1"))
 	if err := (IngestStage{}).Run(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, r, map[string]int64{"files_ingested": 3, "files_unreadable": 1, "rows_read": 27, "rows_staged": 9,
+	ingCheckCounts(t, r, map[string]int64{"files_ingested": 3, "files_unreadable": 1, "rows_read": 27, "rows_staged": 9,
 		"rows_rejected": 11, "rows_duplicate": 2, "rows_not_billed": 5})
-	files := queryStrings(t, r, `SELECT concat_ws('|', source_file, status, rows_read, rows_staged, rows_rejected, rows_duplicate, rows_not_billed)
+	files := ingQueryStrings(t, r, `SELECT concat_ws('|', source_file, status, rows_read, rows_staged, rows_rejected, rows_duplicate, rows_not_billed)
 		FROM ingest_files ORDER BY source_file`)
 	want := []string{
 		"cucm1/cdr_StandAloneCluster_01_202510011200_1|ingested|8|3|3|0|2",
@@ -242,24 +242,24 @@ func TestIngestStageMixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// FreeSWITCH: the B legs (lines 2 and 3) are duplicates of their A legs (lines 1 and 4)
-	dups := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, duplicate_of_file, duplicate_of_line)
+	dups := ingQueryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, duplicate_of_file, duplicate_of_line)
 		FROM read_parquet('`+filepath.Join(dir, "staging", "duplicates", "*.parquet")+`') ORDER BY ALL`)
 	if strings.Join(dups, ",") != "fs1/Master.csv|2|fs1/Master.csv|1,fs1/Master.csv|3|fs1/Master.csv|4" {
 		t.Errorf("duplicates: %q", dups)
 	}
-	nb := queryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, not_billed)
+	nb := ingQueryStrings(t, r, `SELECT concat_ws('|', source_file, source_line, not_billed)
 		FROM read_parquet('`+filepath.Join(dir, "staging", "not_billed", "*.parquet")+`') ORDER BY ALL`)
 	if len(nb) != 5 || nb[0] != "cucm1/cdr_StandAloneCluster_01_202510011200_1|4|never connected (dateTimeConnect 0)" {
 		t.Errorf("not billed: %q", nb)
 	}
 	// 9 staged, one of them (fs1 line 9) on 2025-11-02: 8 in the period
-	if n := queryInt(t, r, "SELECT count(*) FROM staged_cdrs"); n != 8 {
+	if n := ingQueryInt(t, r, "SELECT count(*) FROM staged_cdrs"); n != 8 {
 		t.Errorf("staged_cdrs: %d rows, want 8", n)
 	}
-	if n := queryInt(t, r, "SELECT count(*) FROM ingest_rejects"); n != 12 {
+	if n := ingQueryInt(t, r, "SELECT count(*) FROM ingest_rejects"); n != 12 {
 		t.Errorf("ingest_rejects: %d rows, want 11 rows + 1 unreadable file", n)
 	}
-	if got := review(r); got != "rejected_rows=11 unreadable_file=1" {
+	if got := ingReview(r); got != "rejected_rows=11 unreadable_file=1" {
 		t.Errorf("review: %s", got)
 	}
 }
@@ -268,7 +268,7 @@ func TestSampleSource(t *testing.T) {
 	dir := t.TempDir()
 	r := ingestTestRun(t, dir)
 	src := &r.Cfg.Sources[0]
-	writeFile(t, filepath.Join(src.Path, "a.csv"), hdr+
+	ingWriteFile(t, filepath.Join(src.Path, "a.csv"), ingHeader+
 		"a1,ACME,outbound,3055550101,3055550123,2025-10-01T12:00:00Z,60,voice,\n"+
 		"a2,ACME,outbound,3055550101,3055550124,2025-10-01T13:00:00Z,x,voice,\n"+
 		"a3,ACME,outbound,3055550101,3055550125,2025-10-01T14:00:00Z,60,voice,\n")
