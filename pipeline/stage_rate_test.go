@@ -170,7 +170,7 @@ func rateDeck(t testing.TB, r *Run) {
 	}
 }
 
-// empty in rateCase.prefix or .band expects ''; a field left "" is not checked.
+// empty in rateCase.prefix or .band expects ”; a field left "" is not checked.
 const empty = "(empty)"
 
 // rateCase is one staged call and what rating must make of it (hand-computed).
