@@ -2,37 +2,33 @@
 -- force at each local minute that occurs.
 -- reads: staged_cdrs, ref_customers, ref_plans, ref_time_bands; variable billing_tz.
 -- writes (temporary, dropped by the rate stage when it is done):
---   rating_calls      one row per staged CDR (cdr_id). Customer columns are NULL when the account
---                     maps to no customers.csv row in effect on the CDR's usage_date (mapped = false).
---                     plan = the customer's rate_plan in effect that day (so a plan change in the
---                     middle of the month is honoured call by call); quantity = duration (voice) or
---                     bytes (data); dest_key = destination without a leading '+'.
+--   rating_calls      one row per staged CDR (cdr_id), only the columns rating needs (the wide
+--                     columns are joined back once, in rating_rated_usage.sql).
+--                     plan = the customer's rate_plan in effect on the CDR's usage_date (so a plan
+--                     change in the middle of the month is honoured call by call); NULL and
+--                     mapped = false when no customers.csv row for the account is in effect that day;
+--                     plan_known = the plan is in plans.csv; local_isodow / local_minute = the start
+--                     in the billing zone; quantity = duration (voice) or bytes (data);
+--                     dest_key = destination without a leading '+'.
 --   rating_slots      one row per (local ISO weekday, local minute of day) present in rating_calls:
 --                     band_key = the named bands in force then, sorted, comma separated ('' = none).
 --   rating_band_sets  one row per (band_key, band): each band of the set, plus '' (a rate whose
 --                     time_band is empty applies in every slot).
 
 CREATE OR REPLACE TEMP TABLE rating_calls AS
-WITH base AS (
-    SELECT s.cdr_id, s.source, s.account, s.direction, s.origin, s.destination, s.start_utc,
-           s.usage_date, s.usage_type, s.duration, s.bytes, s.source_file, s.source_line,
-           c.company_id, c.company_identifier, c.company_name, c.agreement_id, c.jurisdiction,
-           c.invoice_mode, c.rate_plan AS plan, c.account IS NOT NULL AS mapped,
-           p.plan IS NOT NULL AS plan_known, p.rounding_method, p.rounding_decimals,
-           timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ) AS start_local
-    FROM staged_cdrs s
-    LEFT JOIN ref_customers c
-           ON c.account = s.account
-          AND c.effective_from <= s.usage_date
-          AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to)
-    LEFT JOIN ref_plans p ON p.plan = c.rate_plan
-)
-SELECT *,
-       CAST(isodow(start_local) AS INTEGER) AS local_isodow,
-       CAST(hour(start_local) * 60 + minute(start_local) AS INTEGER) AS local_minute,
-       CAST(CASE WHEN usage_type = 'data' THEN bytes ELSE duration END AS BIGINT) AS quantity,
-       ltrim(coalesce(destination, ''), '+') AS dest_key
-FROM base;
+SELECT s.cdr_id, s.account, s.usage_date, s.usage_type, s.direction, c.rate_plan AS plan,
+       c.rate_plan IS NOT NULL AS mapped, p.plan IS NOT NULL AS plan_known,
+       CAST(isodow(timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ)) AS INTEGER) AS local_isodow,
+       CAST(hour(timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ)) * 60
+            + minute(timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ)) AS INTEGER) AS local_minute,
+       CAST(CASE WHEN s.usage_type = 'data' THEN s.bytes ELSE s.duration END AS BIGINT) AS quantity,
+       ltrim(coalesce(s.destination, ''), '+') AS dest_key
+FROM staged_cdrs s
+LEFT JOIN ref_customers c
+       ON c.account = s.account
+      AND c.effective_from <= s.usage_date
+      AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to)
+LEFT JOIN ref_plans p ON p.plan = c.rate_plan;
 
 CREATE OR REPLACE TEMP TABLE rating_slots AS
 WITH slots AS (SELECT DISTINCT local_isodow, local_minute FROM rating_calls WHERE mapped)
