@@ -65,3 +65,15 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// DuckDBVersion is the linked engine's version.
+func DuckDBVersion(ctx context.Context) (string, error) {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v string
+	err = db.QueryRowContext(ctx, "SELECT version()").Scan(&v)
+	return v, err
+}

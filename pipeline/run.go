@@ -36,6 +36,8 @@ type Run struct {
 	Counts map[string]int64
 	// Review lists what needs a person's attention; any item makes the exit status 3.
 	Review []ReviewItem
+	// Published is the period folder the run published, or "" when nothing changed.
+	Published string
 }
 
 // ReviewItem is a kind of problem and how many rows have it.

@@ -1,0 +1,87 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"cdrbill/pipeline"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "the nightly job: ingest new CDR files, rate, tax, build invoice lines, export and reconcile a period",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "period", Usage: "billing period `YYYY-MM` (default: the one containing yesterday in the billing time zone)"},
+			waitFlag,
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			period, err := periodFlag(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if period.Month == "" {
+				period = pipeline.DefaultPeriod(time.Now(), cfg.Location)
+			}
+			return runNightly(ctx, cmd, cfg, period)
+		},
+	}
+}
+
+// runNightly runs the job for one period and records it in output/runs.csv.
+func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period) error {
+	unlock, err := pipeline.Lock(ctx, cfg, cmd.Bool("wait"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	log := newLogger(cmd.Root().ErrWriter)
+	pipeline.CdrbillVersion = Version
+	r, err := pipeline.NewRun(ctx, cfg, period, log)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	log.Info("run started", "run", r.ID, "period", period.Month, "config", cfg.File)
+	err = pipeline.RunNightly(ctx, r)
+	status := exitCode(err)
+	if err == nil {
+		err = reviewResult(r.Review)
+		status = exitCode(err)
+	}
+	if logErr := pipeline.AppendRunLog(cfg, r, "run", status); logErr != nil && err == nil {
+		err = logErr
+	}
+	if r.Published != "" {
+		fmt.Fprintf(cmd.Root().Writer, "published %s\n", r.Published)
+	} else if err == nil || status == ExitReview {
+		fmt.Fprintf(cmd.Root().Writer, "%s unchanged: nothing new to publish\n", period.Month)
+	}
+	for _, it := range r.Review {
+		fmt.Fprintf(cmd.Root().Writer, "review: %s: %d\n", it.Kind, it.Count)
+	}
+	return err
+}
+
+// periodFlag reads --period; the zero Period means "not given".
+func periodFlag(cmd *cli.Command) (pipeline.Period, error) {
+	p := cmd.String("period")
+	if p == "" {
+		return pipeline.Period{}, nil
+	}
+	period, err := pipeline.ParsePeriod(p)
+	if err != nil {
+		return period, usageError{err}
+	}
+	return period, nil
+}
+
+// waitFlag makes a command wait for the data folder's lock instead of exiting with status 4.
+var waitFlag = &cli.BoolFlag{Name: "wait", Usage: "wait for another run to finish instead of exiting with status 4"}

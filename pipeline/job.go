@@ -1,0 +1,61 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// NewRun prepares a run of the given period: the database with the reference data loaded and
+// validated, and an empty work folder for the period's files.
+func NewRun(ctx context.Context, cfg *Config, period Period, log *slog.Logger) (*Run, error) {
+	db, err := OpenDB(ctx, cfg.DuckDB)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Cfg: cfg, Period: period, DB: db, Log: log, ID: newRunID(), Started: time.Now().UTC()}
+	r.WorkDir = filepath.Join(cfg.Paths.Output, ".work-"+r.ID, period.Month)
+	if err := LoadReference(ctx, db, cfg.Paths.Reference, cfg.Billing.Currency); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := r.SetVariables(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases the database and removes the work folder (published files were moved out).
+func (r *Run) Close() error {
+	os.RemoveAll(filepath.Dir(r.WorkDir))
+	return r.DB.Close()
+}
+
+func newRunID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// NightlyStages is the nightly job: ingest, rate, tax, invoice lines and exports, reconciliation,
+// manifest, publish.
+func NightlyStages() []Stage {
+	return []Stage{
+		ManifestStage{},
+		PublishStage{},
+	}
+}
+
+// RunNightly runs the nightly job for one period.
+func RunNightly(ctx context.Context, r *Run) error {
+	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("work folder: %w", err)
+	}
+	return RunStages(ctx, r, NightlyStages())
+}
