@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -42,22 +43,30 @@ func benchDeck(b *testing.B, r *Run, prefixes, calls int) {
 		      FROM range(?) t(i))`, prefixes, calls)
 }
 
-// BenchmarkRateStage rates 200 000 calls against a 50 000-prefix deck; rows/s is reported.
+// BenchmarkRateStage rates 200 000 and 1 000 000 calls against a 50 000-prefix deck; rows/s
+// and the process's peak resident memory (DuckDB runs in process) are reported.
 func BenchmarkRateStage(b *testing.B) {
-	const prefixes, calls = 50000, 200000
-	r := newTestRun(b)
-	benchDeck(b, r, prefixes, calls)
-	ctx := context.Background()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r.Counts = nil
-		if err := (RateStage{}).Run(ctx, r); err != nil {
-			b.Fatal(err)
-		}
+	for _, calls := range []int{200000, 1000000} {
+		b.Run(fmt.Sprintf("calls=%d", calls), func(b *testing.B) {
+			const prefixes = 50000
+			r := newTestRun(b)
+			benchDeck(b, r, prefixes, calls)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.Counts = nil
+				if err := (RateStage{}).Run(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if got := r.Counts["rated"]; got != int64(calls) {
+				b.Fatalf("rated %d of %d (counts %v)", got, calls, r.Counts)
+			}
+			b.ReportMetric(float64(calls)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			if mb := peakRSSMB(); mb > 0 {
+				b.ReportMetric(mb, "peak-RSS-MB")
+			}
+		})
 	}
-	b.StopTimer()
-	if got := r.Counts["rated"]; got != calls {
-		b.Fatalf("rated %d of %d (counts %v)", got, calls, r.Counts)
-	}
-	b.ReportMetric(float64(calls)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }

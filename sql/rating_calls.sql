@@ -16,19 +16,23 @@
 --                     time_band is empty applies in every slot).
 
 CREATE OR REPLACE TEMP TABLE rating_calls AS
-SELECT s.cdr_id, s.account, s.usage_date, s.usage_type, s.direction, c.rate_plan AS plan,
-       c.rate_plan IS NOT NULL AS mapped, p.plan IS NOT NULL AS plan_known,
-       CAST(isodow(timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ)) AS INTEGER) AS local_isodow,
-       CAST(hour(timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ)) * 60
-            + minute(timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ)) AS INTEGER) AS local_minute,
-       CAST(CASE WHEN s.usage_type = 'data' THEN s.bytes ELSE s.duration END AS BIGINT) AS quantity,
-       ltrim(coalesce(s.destination, ''), '+') AS dest_key
-FROM staged_cdrs s
-LEFT JOIN ref_customers c
-       ON c.account = s.account
-      AND c.effective_from <= s.usage_date
-      AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to)
-LEFT JOIN ref_plans p ON p.plan = c.rate_plan;
+SELECT cdr_id, account, usage_date, usage_type, direction, plan, mapped, plan_known,
+       CAST(isodow(start_local) AS INTEGER) AS local_isodow,
+       CAST(hour(start_local) * 60 + minute(start_local) AS INTEGER) AS local_minute,
+       quantity, dest_key
+FROM (
+    SELECT s.cdr_id, s.account, s.usage_date, s.usage_type, s.direction, c.rate_plan AS plan,
+           c.rate_plan IS NOT NULL AS mapped, p.plan IS NOT NULL AS plan_known,
+           timezone(getvariable('billing_tz'), s.start_utc::TIMESTAMPTZ) AS start_local,
+           CAST(CASE WHEN s.usage_type = 'data' THEN s.bytes ELSE s.duration END AS BIGINT) AS quantity,
+           ltrim(coalesce(s.destination, ''), '+') AS dest_key
+    FROM staged_cdrs s
+    LEFT JOIN ref_customers c
+           ON c.account = s.account
+          AND c.effective_from <= s.usage_date
+          AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to)
+    LEFT JOIN ref_plans p ON p.plan = c.rate_plan
+);
 
 CREATE OR REPLACE TEMP TABLE rating_slots AS
 WITH slots AS (SELECT DISTINCT local_isodow, local_minute FROM rating_calls WHERE mapped)
