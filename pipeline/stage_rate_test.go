@@ -121,7 +121,8 @@ func rateDeck(t testing.TB, r *Run) {
 		{"CONTRACT", "up", 4}, {"SUBC", "half_even", 4}, {"PUP", "up", 2}, {"PHU", "half_up", 2},
 		{"PHE", "half_even", 2}, {"PDN", "down", 2}, {"MINMAX", "half_up", 2}, {"S306", "up", 4},
 		{"EFF", "down", 2}, {"P1", "half_up", 2}, {"P2", "half_up", 2}, {"BAND", "half_up", 2},
-		{"DATA", "half_up", 2}, {"LPM", "half_up", 2}, {"DIR", "half_up", 2},
+		{"DATA", "half_up", 2}, {"LPM", "half_up", 2}, {"DIR", "half_up", 2}, {"PASS", "up", 4},
+		{"MIXU", "up", 6},
 	}
 	for _, p := range plans {
 		addPlan(t, r, p.plan, p.method, p.dec)
@@ -164,6 +165,8 @@ func rateDeck(t testing.TB, r *Run) {
 		{id: 19, plan: "DIR", prefix: "", product: "dir-any-fallback", tiers: []tier{{0, "0.01", 60, 60}}},
 		{id: 20, plan: "DIR", prefix: "1305", direction: "outbound", product: "dir-out", tiers: []tier{{0, "0.10", 60, 60}}},
 		{id: 21, plan: "DIR", prefix: "1305", direction: "any", product: "dir-any", tiers: []tier{{0, "0.30", 60, 60}}},
+		{id: 22, plan: "PASS", tiers: []tier{{0, "0.06", 60, 60}, {30, "0.12", 60, 6}}},
+		{id: 23, plan: "MIXU", tiers: []tier{{0, "0.05", 60, 60}, {60, "0.001", 7, 1}}},
 	}
 	for _, x := range rates {
 		addRate(t, r, x)
@@ -244,6 +247,14 @@ var rateCases = []rateCase{
 	{name: "outbound inbound-only deck", call: testCall{account: "ACCT-LPM", direction: "inbound", dest: "+13055550123", duration: 60}, errKind: "unrated"},
 	{name: "own direction beats any", call: testCall{account: "ACCT-DIR", dest: "+13055550123", duration: 60}, amount: "0.10", product: "dir-out", billed: "60"},
 	{name: "inbound takes any", call: testCall{account: "ACCT-DIR", direction: "inbound", dest: "+13055550123", duration: 60}, amount: "0.30", product: "dir-any", billed: "60"},
+	// tier 1 bills 60 s although tier 2 starts at 30 s: t = 60 is past the call, tier 2 bills nothing
+	{name: "billing passes into the next tier", call: testCall{account: "ACCT-PASS", dest: "+13055550123", duration: 45}, amount: "0.0600", billed: "60"},
+	// 75 s: 30 s of tier 2 from t = 60 -> 60 + 18 (increment 6) = 78 s: 0.06 + 18*0.12/60 = 0.096
+	{name: "tier 2 counts from where tier 1 billing ended", call: testCall{account: "ACCT-PASS", dest: "+13055550123", duration: 75}, amount: "0.0960", billed: "78"},
+	// rate units 60 and 7 in one rate: 0.05 + 14*0.001/7 = 0.052
+	{name: "tiers with different rate units", call: testCall{account: "ACCT-MIXU", dest: "+13055550123", duration: 74}, amount: "0.052000", billed: "74"},
+	// 61 s: 0.05 + 0.001/7 = 0.050142857… -> up 0.050143
+	{name: "non-terminating exact amount", call: testCall{account: "ACCT-MIXU", dest: "+13055550123", duration: 61}, amount: "0.050143", billed: "61"},
 	{name: "inbound fallback", call: testCall{account: "ACCT-DIR", direction: "inbound", dest: "+12125550123", duration: 60}, amount: "0.01", prefix: empty, product: "dir-any-fallback", billed: "60"},
 }
 
