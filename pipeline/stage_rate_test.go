@@ -322,6 +322,24 @@ func TestRateStage(t *testing.T) {
 			}
 		})
 	}
+	// the contract's column list and types (TABLES.md)
+	for table, want := range map[string]string{
+		"rated_usage": "cdr_id VARCHAR, account VARCHAR, company_id BIGINT, company_identifier VARCHAR, company_name VARCHAR, " +
+			"agreement_id BIGINT, jurisdiction VARCHAR, invoice_mode VARCHAR, usage_date DATE, start_utc TIMESTAMP, " +
+			"direction VARCHAR, origin VARCHAR, destination VARCHAR, usage_type VARCHAR, plan VARCHAR, product VARCHAR, " +
+			"matched_prefix VARCHAR, time_band VARCHAR, duration BIGINT, quantity BIGINT, billed_quantity BIGINT, " +
+			"amount DECIMAL(18,6), amount_decimals INTEGER, source_file VARCHAR, source_line BIGINT",
+		"rating_errors": "kind VARCHAR, cdr_id VARCHAR, account VARCHAR, key VARCHAR, detail VARCHAR, source_file VARCHAR, source_line BIGINT",
+	} {
+		var got string
+		if err := r.DB.QueryRowContext(ctx, `SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position)
+			FROM information_schema.columns WHERE table_name = ?`, table).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s columns\n got %s\nwant %s", table, got, want)
+		}
+	}
 	// every staged CDR ends in exactly one place
 	var staged, rated, errs int64
 	if err := r.DB.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM staged_cdrs), (SELECT count(*) FROM rated_usage),
