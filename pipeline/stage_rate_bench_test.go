@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-// benchDeck fills a test run with a deck of `prefixes` voice prefixes (4 to 8 digits after a
-// leading 1, two tiers each, plus an empty-prefix fallback, a peak and an any-band rate per
+// rtBenchDeck fills a test run with a deck of `prefixes` voice prefixes (4 to 8 digits after a
+// leading 1, two tiers each, plus an rtEmpty-prefix fallback, a peak and an any-band rate per
 // prefix on alternate rows), 100 customers on one plan, and `calls` staged calls over October
 // to destinations spread over the deck.
-func benchDeck(b *testing.B, r *Run, prefixes, calls int) {
+func rtBenchDeck(b *testing.B, r *Run, prefixes, calls int) {
 	b.Helper()
-	mustExec(b, r, stagedDDL)
-	addPlan(b, r, "BENCH", "half_up", 4)
+	mustExec(b, r, rtStagedDDL)
+	rtAddPlan(b, r, "BENCH", "half_up", 4)
 	mustExec(b, r, `INSERT INTO ref_customers
 		SELECT 'ACCT-' || i, 1000 + i, 'C' || i, 'Company ' || i, NULL, 'BENCH', 'US-FL-MIAMI', 1, []::VARCHAR[],
 		       NULL, DATE '2025-01-01', NULL, 'customers.csv', i + 2
@@ -50,7 +50,7 @@ func BenchmarkRateStage(b *testing.B) {
 		b.Run(fmt.Sprintf("calls=%d", calls), func(b *testing.B) {
 			const prefixes = 50000
 			r := newTestRun(b)
-			benchDeck(b, r, prefixes, calls)
+			rtBenchDeck(b, r, prefixes, calls)
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

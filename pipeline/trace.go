@@ -269,7 +269,7 @@ func traceCustomer(ctx context.Context, db *sql.DB, res *TraceResult) error {
 		return fmt.Errorf("trace: customer: %w", err)
 	}
 	c.EffectiveTo = to.String
-	c.Source = source(file, line)
+	c.Source = traceSource(file, line)
 	res.Customer = &c
 	var p TracePlan
 	err = db.QueryRowContext(ctx, `SELECT plan, rounding_method, rounding_decimals, currency FROM ref_plans WHERE plan = ?`, c.RatePlan).
@@ -282,7 +282,7 @@ func traceCustomer(ctx context.Context, db *sql.DB, res *TraceResult) error {
 	return nil
 }
 
-func source(file sql.NullString, line sql.NullInt64) string {
+func traceSource(file sql.NullString, line sql.NullInt64) string {
 	if !file.Valid {
 		return ""
 	}
@@ -330,7 +330,7 @@ func traceMatch(ctx context.Context, db *sql.DB, res *TraceResult) error {
 			return fmt.Errorf("trace: candidates: %w", err)
 		}
 		k.EffectiveTo = to.String
-		k.Source = source(file, line)
+		k.Source = traceSource(file, line)
 		var why []string
 		if !dirOK {
 			why = append(why, "direction "+k.Direction)
@@ -403,7 +403,7 @@ func traceAmount(ctx context.Context, db *sql.DB, res *TraceResult) error {
 			t.TierEnd = &end.Int64
 		}
 		t.Rate = trimDecimal(t.Rate)
-		a, err := ratio(num, den)
+		a, err := traceRatio(num, den)
 		if err != nil {
 			return err
 		}
@@ -451,7 +451,7 @@ func traceAmount(ctx context.Context, db *sql.DB, res *TraceResult) error {
 	if err != nil {
 		return fmt.Errorf("trace: amount: %w", err)
 	}
-	exact, err := ratio(num, den)
+	exact, err := traceRatio(num, den)
 	if err != nil {
 		return err
 	}
@@ -465,7 +465,7 @@ func traceAmount(ctx context.Context, db *sql.DB, res *TraceResult) error {
 	return nil
 }
 
-func ratio(num, den string) (*big.Rat, error) {
+func traceRatio(num, den string) (*big.Rat, error) {
 	n, ok1 := new(big.Int).SetString(num, 10)
 	d, ok2 := new(big.Int).SetString(den, 10)
 	if !ok1 || !ok2 || d.Sign() == 0 {

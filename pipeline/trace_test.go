@@ -12,7 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-func mustTime(t testing.TB, s string) time.Time {
+func rtTime(t testing.TB, s string) time.Time {
 	t.Helper()
 	v, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -25,7 +25,7 @@ func mustTime(t testing.TB, s string) time.Time {
 func TestTraceContractExample(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRun(t)
-	rateDeck(t, r)
+	rtDeck(t, r)
 	cases := []struct {
 		seconds              int64
 		amount, exact, total string
@@ -40,7 +40,7 @@ func TestTraceContractExample(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.seconds), func(t *testing.T) {
 			res, err := Trace(ctx, r, TraceRequest{Account: "ACCT-CONTRACT", Destination: "+1 305 555 0123",
-				Start: mustTime(t, "2025-10-08T15:00:00Z"), Duration: c.seconds})
+				Start: rtTime(t, "2025-10-08T15:00:00Z"), Duration: c.seconds})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,27 +96,27 @@ func TestTraceContractExample(t *testing.T) {
 func TestTraceEqualsJob(t *testing.T) {
 	ctx := context.Background()
 	job := newTestRun(t)
-	rateDeck(t, job)
+	rtDeck(t, job)
 	for i := range rateCases {
 		c := rateCases[i].call
 		c.id = fmt.Sprintf("cdr-%03d", i)
 		if c.start == "" {
 			c.start = "2025-10-08T15:00:00Z"
 		}
-		addCall(t, job, c)
+		rtAddCall(t, job, c)
 	}
 	if err := (RateStage{}).Run(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	tr := newTestRun(t)
-	rateDeck(t, tr)
+	rtDeck(t, tr)
 	for i, tc := range rateCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.call
 			if c.start == "" {
 				c.start = "2025-10-08T15:00:00Z"
 			}
-			res, err := Trace(ctx, tr, TraceRequest{Account: c.account, Destination: c.dest, Start: mustTime(t, c.start),
+			res, err := Trace(ctx, tr, TraceRequest{Account: c.account, Destination: c.dest, Start: rtTime(t, c.start),
 				Duration: c.duration, Direction: c.direction, Bytes: c.bytes, UsageType: c.usage})
 			if err != nil {
 				t.Fatal(err)
@@ -136,7 +136,7 @@ func TestTraceEqualsJob(t *testing.T) {
 			if res.Amount != amount || gotKind != kind || kind != tc.errKind {
 				t.Errorf("trace %q/%q, job %q/%q, want %q/%q", res.Amount, gotKind, amount, kind, tc.amount, tc.errKind)
 			}
-			if tc.errKind == "" && !decimalEqual(res.Amount, tc.amount) {
+			if tc.errKind == "" && !rtDecimalEqual(res.Amount, tc.amount) {
 				t.Errorf("trace amount %s, want %s", res.Amount, tc.amount)
 			}
 		})
@@ -147,7 +147,7 @@ func TestTraceEqualsJob(t *testing.T) {
 func TestTraceCandidates(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRun(t)
-	rateDeck(t, r)
+	rtDeck(t, r)
 	cases := []struct {
 		name, account, direction, start string
 		want                            []string // "prefix rate_id note" in order
@@ -167,7 +167,7 @@ func TestTraceCandidates(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := Trace(ctx, r, TraceRequest{Account: c.account, Destination: "+13055550123", Direction: c.direction,
-				Start: mustTime(t, c.start), Duration: 60})
+				Start: rtTime(t, c.start), Duration: 60})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +188,7 @@ func TestTraceCandidates(t *testing.T) {
 func TestTraceNotRated(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRun(t)
-	rateDeck(t, r)
+	rtDeck(t, r)
 	cases := []struct {
 		account, dest, kind, detail string
 	}{
@@ -196,7 +196,7 @@ func TestTraceNotRated(t *testing.T) {
 		{"ACCT-LPM", "+447700900123", "unrated", "no voice rate in plan LPM for outbound to +447700900123 in effect on 2025-10-08 (time bands in force: peak)"},
 	}
 	for _, c := range cases {
-		res, err := Trace(ctx, r, TraceRequest{Account: c.account, Destination: c.dest, Start: mustTime(t, "2025-10-08T15:00:00Z"), Duration: 60})
+		res, err := Trace(ctx, r, TraceRequest{Account: c.account, Destination: c.dest, Start: rtTime(t, "2025-10-08T15:00:00Z"), Duration: 60})
 		if err != nil {
 			t.Fatal(err)
 		}
