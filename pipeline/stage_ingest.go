@@ -102,7 +102,6 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 		}
 	}
 	r.Count("files_unreadable", unreadableFiles)
-	r.NeedsReview("rejected_rows", rejected)
 	r.NeedsReview("unreadable_file", unreadableFiles)
 	return nil
 }
