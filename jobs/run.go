@@ -35,8 +35,16 @@ func runCommand() *cli.Command {
 	}
 }
 
-// runNightly runs the job for one period and records it in output/runs.csv.
+// runNightly runs the nightly job: ingest, then build and publish the period.
 func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period) error {
+	return runJob(ctx, cmd, cfg, period, "run", pipeline.NightlyStages(cfg), nil)
+}
+
+// runJob runs stages for one period under the data folder's lock, prints what was published and
+// what needs review, and records the run in output/runs.csv. report, if set, prints the
+// command's own summary from the finished run's tables.
+func runJob(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period, name string,
+	stages []pipeline.Stage, report func(context.Context, *pipeline.Run) error) error {
 	unlock, err := pipeline.Lock(ctx, cfg, cmd.Bool("wait"))
 	if err != nil {
 		return err
@@ -49,19 +57,24 @@ func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, per
 		return err
 	}
 	defer r.Close()
-	log.Info("run started", "run", r.ID, "period", period.Month, "config", cfg.File)
-	err = pipeline.RunNightly(ctx, r)
+	log.Info("run started", "run", r.ID, "command", name, "period", period.Month, "config", cfg.File)
+	err = pipeline.Execute(ctx, r, stages)
+	if err == nil && report != nil {
+		err = report(ctx, r)
+	}
 	status := exitCode(err)
 	if err == nil {
 		err = reviewResult(r.Review)
 		status = exitCode(err)
 	}
-	if logErr := pipeline.AppendRunLog(cfg, r, "run", status); logErr != nil && err == nil {
+	if logErr := pipeline.AppendRunLog(cfg, r, name, status); logErr != nil && err == nil {
 		err = logErr
 	}
-	if r.Published != "" {
+	publishes := len(stages) > 0 && stages[len(stages)-1].String() == "publish"
+	switch {
+	case r.Published != "":
 		fmt.Fprintf(cmd.Root().Writer, "published %s\n", r.Published)
-	} else if err == nil || status == ExitReview {
+	case publishes && (err == nil || status == ExitReview):
 		fmt.Fprintf(cmd.Root().Writer, "%s unchanged: nothing new to publish\n", period.Month)
 	}
 	for _, it := range r.Review {

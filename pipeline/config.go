@@ -17,6 +17,7 @@ type Config struct {
 	DuckDB   DuckDBSettings  `toml:"duckdb"`
 	Sources  []SourceConfig  `toml:"source"`
 	Monitor  MonitorSettings `toml:"monitoring"`
+	Tickets  Tickets         `toml:"tickets"`
 
 	// File is the config file's absolute path; Dir its folder.
 	File string `toml:"-"`
@@ -53,6 +54,18 @@ type Schedule struct {
 type Invoices struct {
 	NumberPrefix string `toml:"number_prefix"`
 	TermsDays    int    `toml:"terms_days"`
+	// OnError is what happens to a customer with unrated CDRs: "hold" keeps it off every export
+	// until fixed, "flag" exports it and lists it for review.
+	OnError string `toml:"on_error"`
+	// DetailTemplate is the description of a detail-mode line (one call); empty uses
+	// billing.description_template.
+	DetailTemplate string `toml:"detail_template"`
+}
+
+// Tickets fills the ConnectWise service tickets opened for invoices that cannot go out clean.
+type Tickets struct {
+	Board    string `toml:"board"`
+	Priority string `toml:"priority"`
 }
 
 // DuckDBSettings bounds the engine's resources; empty values take the defaults in Defaults.
@@ -97,6 +110,7 @@ func (c *Config) Defaults() {
 	def(&c.Billing.DescriptionTemplate, "{description}, {from} to {to}, {quantity} {unit}")
 	def(&c.Schedule.Cron, "0 2 * * *")
 	def(&c.Invoices.NumberPrefix, "USG")
+	def(&c.Invoices.OnError, "hold")
 	if c.Invoices.TermsDays == 0 {
 		c.Invoices.TermsDays = 30
 	}
@@ -124,6 +138,17 @@ func (c *Config) Validate() error {
 	}
 	if err := oneOf("billing.tax_rounding", c.Billing.TaxRounding, "invoice", "line"); err != nil {
 		return err
+	}
+	if err := oneOf("invoices.on_error", c.Invoices.OnError, "hold", "flag"); err != nil {
+		return err
+	}
+	if err := CheckDescriptionTemplate(c.Billing.DescriptionTemplate); err != nil {
+		return err
+	}
+	if c.Invoices.DetailTemplate != "" {
+		if err := CheckDescriptionTemplate(c.Invoices.DetailTemplate); err != nil {
+			return fmt.Errorf("invoices.detail_template: %w", err)
+		}
 	}
 	if c.Billing.FallbackSKU == "" {
 		return fmt.Errorf("billing.fallback_sku: must be set (the catalog identifier for unmapped products)")
@@ -161,6 +186,9 @@ func (c *Config) Validate() error {
 		}
 		if s.Location, err = time.LoadLocation(s.Timezone); err != nil {
 			return fmt.Errorf("%s.timezone %q: %w", key, s.Timezone, err)
+		}
+		if s.Format == "cucm" && s.Account == "" {
+			return fmt.Errorf("%s.account: must be set for format cucm (its records carry no billing account)", key)
 		}
 		if s.Path == "" {
 			s.Path = filepath.Join(c.Paths.Inbox, s.Name)

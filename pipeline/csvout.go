@@ -27,12 +27,14 @@ var plainNumber = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]+)?$`)
 // =, +, -, @, tab or carriage return) by prefixing an apostrophe, as OWASP recommends. Plain
 // numbers pass unchanged.
 func SafeText(s string) string {
-	if s == "" || plainNumber.MatchString(s) {
+	if s == "" {
 		return s
 	}
 	switch s[0] {
 	case '=', '+', '-', '@', '\t', '\r':
-		return "'" + s
+		if !plainNumber.MatchString(s) {
+			return "'" + s
+		}
 	}
 	return s
 }

@@ -1,0 +1,40 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	models "cdrbill/sql"
+)
+
+// SummaryStage rolls rated_usage up into usage_summary (one row per customer × product, mapped
+// onto the ConnectWise catalog through products.csv, unmapped products on the fallback SKU) and
+// writes usage_detail.csv and usage_summary.csv. It runs after rating and before tax.
+type SummaryStage struct{}
+
+func (SummaryStage) String() string { return "summarize" }
+
+func (SummaryStage) Run(ctx context.Context, r *Run) error {
+	if r.Cfg.Billing.FallbackSKU == "" {
+		return Inputf(r.Cfg.File, 0, 0, "billing.fallback_sku: must be set (the catalog identifier for unmapped products)")
+	}
+	if err := ExecModel(ctx, r.DB, "invoice_usage_summary.sql"); err != nil {
+		return err
+	}
+	files := []struct{ name, model, count string }{
+		{"usage_detail.csv", "invoice_usage_detail_csv.sql", "usage_detail_rows"},
+		{"usage_summary.csv", "invoice_usage_summary_csv.sql", "usage_summary_rows"},
+	}
+	for _, f := range files {
+		q, err := models.Model(f.model)
+		if err != nil {
+			return err
+		}
+		n, err := WriteQueryCSV(ctx, r.DB, r.OutPath(f.name), q)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+		r.Count(f.count, n)
+	}
+	return nil
+}

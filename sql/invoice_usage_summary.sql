@@ -1,0 +1,49 @@
+-- invoice_usage_summary: rated usage rolled up per customer and product, mapped onto the catalog.
+-- reads: rated_usage, ref_products, getvariable('fallback_sku'), getvariable('invoice_mode').
+-- writes: usage_summary (grain: company_id × product; columns in TABLES.md).
+-- amount = Σ rated_usage.amount (exact, at the plans' decimals) rounded once, half-up, to 2
+-- decimals. catalog_identifier = products.csv's catalog_identifier, or the fallback SKU when the
+-- product has no row or an empty catalog_identifier (listed as unmapped_product by the export).
+-- Company attributes come from the company's latest rated CDR (start_utc, then cdr_id), so a
+-- customer whose reference row changed during the period gets one consistent set.
+-- invoice_mode = the customer's override (customers.csv) else billing.invoice_mode.
+CREATE OR REPLACE TABLE usage_summary AS
+WITH company AS (
+    SELECT company_id,
+           arg_max(company_identifier, (start_utc, cdr_id)) AS company_identifier,
+           arg_max(company_name, (start_utc, cdr_id)) AS company_name,
+           arg_max(agreement_id, (start_utc, cdr_id)) AS agreement_id,
+           arg_max(jurisdiction, (start_utc, cdr_id)) AS jurisdiction,
+           coalesce(arg_max(nullif(trim(invoice_mode), ''), (start_utc, cdr_id)),
+                    getvariable('invoice_mode')) AS invoice_mode
+    FROM rated_usage
+    GROUP BY company_id
+),
+usage AS (
+    SELECT company_id, product,
+           min(usage_type) AS usage_type,
+           count(*) AS calls,
+           sum(billed_quantity)::BIGINT AS billed_quantity,
+           half_up_2(sum(amount)) AS amount
+    FROM rated_usage
+    GROUP BY company_id, product
+)
+SELECT c.company_id, c.company_identifier, c.company_name, c.agreement_id, c.jurisdiction,
+       c.invoice_mode, u.product,
+       coalesce(nullif(trim(p.catalog_identifier), ''), getvariable('fallback_sku')) AS catalog_identifier,
+       coalesce(nullif(trim(p.description), ''), u.product) AS description,
+       -- a product with no products.csv row: taxable, in tax class 'unmapped' (only taxes of
+       -- class 'all' apply) until someone maps it.
+       coalesce(p.taxable, true) AS taxable,
+       coalesce(p.tax_class, 'unmapped') AS tax_class,
+       -- the product's GL account, else that of a products.csv row with the same catalog item
+       -- (e.g. a row for the fallback SKU)
+       coalesce(nullif(trim(p.gl_account), ''),
+                (SELECT min(nullif(trim(g.gl_account), '')) FROM ref_products g
+                 WHERE g.catalog_identifier = coalesce(nullif(trim(p.catalog_identifier), ''),
+                                                       getvariable('fallback_sku')))) AS gl_account,
+       u.usage_type, u.calls, u.billed_quantity, u.amount
+FROM usage u
+JOIN company c USING (company_id)
+LEFT JOIN ref_products p ON p.product = u.product
+ORDER BY c.company_id, u.product;

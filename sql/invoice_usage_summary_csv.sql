@@ -1,0 +1,6 @@
+-- invoice_usage_summary_csv: the rows of usage_summary.csv (CONTRACT.md columns, in order).
+-- reads: usage_summary. writes: nothing (a query). grain: company × product.
+SELECT company_id, company_identifier, product, catalog_identifier, description, calls,
+       billed_quantity, amount
+FROM usage_summary
+ORDER BY company_identifier, company_id, product
