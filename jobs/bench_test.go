@@ -45,7 +45,7 @@ func TestBench(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
 	steps := []string{"generate", "setup + reference"}
-	for _, s := range pipeline.NightlyStages() {
+	for _, s := range pipeline.NightlyStages(&pipeline.Config{}) {
 		steps = append(steps, s.String())
 	}
 	steps = append(steps, "full run", "floor: duckdb csv -> parquet")

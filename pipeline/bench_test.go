@@ -90,7 +90,7 @@ func TestRunNightlyTimed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want, got []string
-	for _, s := range NightlyStages() {
+	for _, s := range NightlyStages(cfg) {
 		want = append(want, s.String())
 	}
 	for _, tm := range timings {

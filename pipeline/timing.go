@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"os"
 	"runtime"
@@ -66,11 +65,8 @@ func TimeStages(stages []Stage, record func(StageTiming)) []Stage {
 
 // RunNightlyTimed is RunNightly with a timing per stage.
 func RunNightlyTimed(ctx context.Context, r *Run) ([]StageTiming, error) {
-	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
-		return nil, fmt.Errorf("work folder: %w", err)
-	}
 	var timings []StageTiming
-	err := RunStages(ctx, r, TimeStages(NightlyStages(), func(t StageTiming) { timings = append(timings, t) }))
+	err := Execute(ctx, r, TimeStages(NightlyStages(r.Cfg), func(t StageTiming) { timings = append(timings, t) }))
 	return timings, err
 }
 
