@@ -67,6 +67,7 @@ type benchStep struct {
 	peakRSS int64
 	goMem   int64
 	note    string
+	skipped bool
 }
 
 func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int64) error {
@@ -78,7 +79,7 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 	if err := pipeline.Synthesize(dir, rows, seed); err != nil {
 		return err
 	}
-	steps = append(steps, benchStep{"generate", int64(rows), time.Since(t0), pipeline.PeakRSS(), pipeline.GoMem(), ""})
+	steps = append(steps, benchStep{"generate", int64(rows), time.Since(t0), pipeline.PeakRSS(), pipeline.GoMem(), "", false})
 	files := pipeline.SynthFiles(dir, rows)
 	var size int64
 	for _, f := range files {
@@ -119,7 +120,7 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 	if err != nil {
 		return err
 	}
-	steps = append(steps, benchStep{"setup + reference", int64(rows), time.Since(runStart), pipeline.PeakRSS(), pipeline.GoMem(), ""})
+	steps = append(steps, benchStep{"setup + reference", int64(rows), time.Since(runStart), pipeline.PeakRSS(), pipeline.GoMem(), "", false})
 	timings, runErr := pipeline.RunNightlyTimed(ctx, r)
 	runElapsed := time.Since(runStart)
 	review := r.Review
@@ -130,10 +131,10 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 		if t.Skipped {
 			note = strings.TrimSpace("skipped " + note)
 		}
-		steps = append(steps, benchStep{t.Stage, int64(rows), t.Elapsed, t.PeakRSS, t.GoMem, note})
+		steps = append(steps, benchStep{t.Stage, int64(rows), t.Elapsed, t.PeakRSS, t.GoMem, note, t.Skipped})
 		runPeak = max(runPeak, t.PeakRSS)
 	}
-	steps = append(steps, benchStep{"full run", int64(rows), runElapsed, runPeak, pipeline.GoMem(), ""})
+	steps = append(steps, benchStep{"full run", int64(rows), runElapsed, runPeak, pipeline.GoMem(), "", false})
 	if runErr != nil {
 		printBench(out, steps)
 		return fmt.Errorf("bench run: %w", runErr)
@@ -146,7 +147,7 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 		printBench(out, steps)
 		return err
 	}
-	steps = append(steps, benchStep{"floor: duckdb csv -> parquet", n, floor, pipeline.PeakRSS(), pipeline.GoMem(), ""})
+	steps = append(steps, benchStep{"floor: duckdb csv -> parquet", n, floor, pipeline.PeakRSS(), pipeline.GoMem(), "", false})
 	printBench(out, steps)
 	fmt.Fprintf(out, "ratio full run / floor: %.2f\n", runElapsed.Seconds()/floor.Seconds())
 	var peak int64
@@ -193,7 +194,7 @@ func printBench(w io.Writer, steps []benchStep) {
 	fmt.Fprintf(w, format, "step", "rows", "seconds", "rows/s", "peak RSS MiB", "Go MiB", "counts")
 	for _, s := range steps {
 		rate := "-"
-		if secs := s.elapsed.Seconds(); secs > 0 {
+		if secs := s.elapsed.Seconds(); secs > 0 && !s.skipped {
 			rate = fmt.Sprintf("%.0f", float64(s.rows)/secs)
 		}
 		fmt.Fprintf(w, format, s.name, fmt.Sprint(s.rows), fmt.Sprintf("%.3f", s.elapsed.Seconds()), rate, mib(s.peakRSS), mib(s.goMem), s.note)

@@ -44,6 +44,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
+	t.Logf("\n%s", out)
 	steps := []string{"generate", "setup + reference"}
 	for _, s := range pipeline.NightlyStages(&pipeline.Config{}) {
 		steps = append(steps, s.String())
