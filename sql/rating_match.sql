@@ -27,9 +27,10 @@ QUALIFY row_number() OVER (PARTITION BY rate_id ORDER BY tier_start) = 1;
 
 CREATE OR REPLACE TEMP TABLE rating_keys AS
 SELECT row_number() OVER () AS key_id, *
-FROM (SELECT DISTINCT c.plan, c.usage_type, c.direction, c.dest_key, c.usage_date, s.band_key
+FROM (SELECT DISTINCT c.plan, c.usage_type, c.direction, c.dest_key, c.usage_date,
+             coalesce(s.band_key, '') AS band_key
       FROM rating_calls c
-      JOIN rating_slots s USING (local_isodow, local_minute)
+      LEFT JOIN rating_slots s USING (local_isodow, local_minute)
       WHERE c.mapped AND c.plan_known);
 
 CREATE OR REPLACE TEMP TABLE rating_prefix_hits AS
@@ -70,10 +71,10 @@ SELECT k.plan, k.usage_type, k.direction, k.dest_key, k.usage_date, k.band_key, 
 FROM rating_keys k JOIN best USING (key_id);
 
 CREATE OR REPLACE TEMP TABLE rating_call_rates AS
-SELECT c.cdr_id, c.plan_known, c.quantity, s.band_key, m.rate_id
+SELECT c.cdr_id, c.plan_known, c.quantity, coalesce(s.band_key, '') AS band_key, m.rate_id
 FROM rating_calls c
-JOIN rating_slots s USING (local_isodow, local_minute)
+LEFT JOIN rating_slots s USING (local_isodow, local_minute)
 LEFT JOIN rating_match m
   ON m.plan = c.plan AND m.usage_type = c.usage_type AND m.direction = c.direction
- AND m.dest_key = c.dest_key AND m.usage_date = c.usage_date AND m.band_key = s.band_key
+ AND m.dest_key = c.dest_key AND m.usage_date = c.usage_date AND m.band_key = coalesce(s.band_key, '')
 WHERE c.mapped;
