@@ -23,7 +23,7 @@ CREATE OR REPLACE TEMP TABLE rating_heads AS
 SELECT rate_id, plan, product, usage_type, direction, prefix, ltrim(prefix, '+') AS pkey, time_band,
        connect_fee, min_charge, max_charge, effective_from, effective_to, file, line
 FROM ref_rates
-QUALIFY row_number() OVER (PARTITION BY rate_id ORDER BY tier_start) = 1;
+WHERE tier_start = 0; -- the loader refuses a rate whose tiers do not start at 0
 
 CREATE OR REPLACE TEMP TABLE rating_keys AS
 SELECT row_number() OVER () AS key_id, *
