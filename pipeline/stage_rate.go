@@ -23,7 +23,7 @@ var rateModels = []string{
 
 // rateTempTables are the intermediate tables of rateModels, dropped once rated_usage is written.
 var rateTempTables = []string{
-	"rating_calls", "rating_slots", "rating_band_sets", "rating_heads", "rating_keys",
+	"rating_minutes", "rating_calls", "rating_slots", "rating_band_sets", "rating_heads", "rating_keys",
 	"rating_prefix_hits", "rating_match", "rating_call_rates", "rating_tiers", "rating_tier_steps",
 	"rating_amounts",
 }
