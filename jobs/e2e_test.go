@@ -189,3 +189,128 @@ func keys(m map[string]string) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// TestDemoInvariants checks the contract's invariants on the demo's real outputs: every row read
+// is accounted for, every staged CDR is rated or in the error queue, usage_detail adds up to
+// usage_summary, and every export file carries usage_summary + tax_lines per customer.
+func TestDemoInvariants(t *testing.T) {
+	dir := t.TempDir()
+	cfg := copyDemo(t, dir)
+	if code, _, stderr := runCLI(t, "--config", cfg, "run", "--period", "2025-10"); code != ExitReview {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(dir, "output", "2025-10")
+	var m struct {
+		Counts map[string]int64
+		Totals []struct {
+			CompanyIdentifier string `json:"company_identifier"`
+			Total             string `json:"total"`
+		} `json:"totals"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Counts
+	if c["file_rows_read"] != 177 || c["file_rows_read"] != c["file_rows_staged"]+c["file_rows_rejected"]+c["file_rows_duplicate"]+c["file_rows_not_billed"] {
+		t.Errorf("rows read %d != staged %d + rejected %d + duplicate %d + not billed %d (demo: 177 read)",
+			c["file_rows_read"], c["file_rows_staged"], c["file_rows_rejected"], c["file_rows_duplicate"], c["file_rows_not_billed"])
+	}
+	if c["cdrs_staged"] != c["cdrs_rated"]+c["cdrs_in_error"] {
+		t.Errorf("staged %d != rated %d + in error %d", c["cdrs_staged"], c["cdrs_rated"], c["cdrs_in_error"])
+	}
+
+	// usage_detail per customer × product, rounded half-up to cents, equals usage_summary.
+	detail := map[string]decimal.Decimal{}
+	for _, r := range readCSV(t, filepath.Join(out, "usage_detail.csv")) {
+		detail[r["company_identifier"]+"/"+r["product"]] = detail[r["company_identifier"]+"/"+r["product"]].Add(decimal.RequireFromString(r["amount"]))
+	}
+	summary := readCSV(t, filepath.Join(out, "usage_summary.csv"))
+	if len(summary) != len(detail) {
+		t.Errorf("usage_summary has %d lines, usage_detail %d customer × product groups", len(summary), len(detail))
+	}
+	for _, r := range summary {
+		k := r["company_identifier"] + "/" + r["product"]
+		if got := detail[k].Round(2).StringFixed(2); got != r["amount"] {
+			t.Errorf("%s: usage_detail sums to %s, usage_summary says %s", k, got, r["amount"])
+		}
+	}
+
+	want := map[string]string{}
+	for _, tot := range m.Totals {
+		want[tot.CompanyIdentifier] = tot.Total
+	}
+	// summary + tax from the files themselves
+	fromFiles := sumBy(t, append(summary, renameCol(readCSV(t, filepath.Join(out, "tax_lines.csv")), "tax_amount", "amount")...), "company_identifier", "amount")
+	if !equalMaps(fromFiles, want) {
+		t.Errorf("usage_summary + tax_lines %v != manifest totals %v", fromFiles, want)
+	}
+	invoices := readCSV(t, filepath.Join(out, "connectwise_invoices.csv"))
+	company := map[string]string{}
+	for _, r := range invoices {
+		company[r["invoiceNumber"]] = r["company/identifier"]
+		checkLine(t, "connectwise_invoices", r["quantity"], r["price"], r["extPrice"])
+	}
+	if got := sumBy(t, invoices, "company/identifier", "extPrice"); !equalMaps(got, want) {
+		t.Errorf("connectwise_invoices totals %v, want %v", got, want)
+	}
+	additions := readCSV(t, filepath.Join(out, "connectwise_additions.csv"))
+	for i, r := range additions {
+		checkLine(t, "connectwise_additions", r["quantity"], r["unitPrice"], "")
+		additions[i]["ext"] = decimal.RequireFromString(r["quantity"]).Mul(decimal.RequireFromString(r["unitPrice"])).StringFixed(2)
+	}
+	if got := sumBy(t, additions, "company/identifier", "ext"); !equalMaps(got, want) {
+		t.Errorf("connectwise_additions totals %v, want %v", got, want)
+	}
+	qb := readCSV(t, filepath.Join(out, "quickbooks_invoices.csv"))
+	for i, r := range qb {
+		checkLine(t, "quickbooks_invoices", r["Item Quantity"], r["Item Rate"], r["Item Amount"])
+		qb[i]["company"] = company[r["Invoice no"]]
+	}
+	if got := sumBy(t, qb, "company", "Item Amount"); !equalMaps(got, want) {
+		t.Errorf("quickbooks_invoices totals %v, want %v", got, want)
+	}
+	xero := readCSV(t, filepath.Join(out, "xero_invoices.csv"))
+	for i, r := range xero {
+		xero[i]["company"] = company[r["*InvoiceNumber"]]
+		xero[i]["ext"] = decimal.RequireFromString(r["*Quantity"]).Mul(decimal.RequireFromString(r["*UnitAmount"])).StringFixed(2)
+	}
+	if got := sumBy(t, xero, "company", "ext"); !equalMaps(got, want) {
+		t.Errorf("xero_invoices totals %v, want %v", got, want)
+	}
+}
+
+// checkLine asserts quantity × price = amount at 2 decimals (amount "" skips the comparison but
+// still checks the cents).
+func checkLine(t *testing.T, file, qty, price, amount string) {
+	t.Helper()
+	ext := decimal.RequireFromString(qty).Mul(decimal.RequireFromString(price))
+	if !ext.Equal(ext.Round(2)) {
+		t.Errorf("%s: %s × %s = %s is not whole cents", file, qty, price, ext)
+	}
+	if amount != "" && ext.StringFixed(2) != amount {
+		t.Errorf("%s: %s × %s = %s, line says %s", file, qty, price, ext.StringFixed(2), amount)
+	}
+}
+
+func renameCol(rows []map[string]string, from, to string) []map[string]string {
+	for _, r := range rows {
+		r[to] = r[from]
+	}
+	return rows
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

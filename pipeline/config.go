@@ -142,6 +142,14 @@ func (c *Config) Validate() error {
 	if err := oneOf("invoices.on_error", c.Invoices.OnError, "hold", "flag"); err != nil {
 		return err
 	}
+	if err := CheckDescriptionTemplate(c.Billing.DescriptionTemplate); err != nil {
+		return err
+	}
+	if c.Invoices.DetailTemplate != "" {
+		if err := CheckDescriptionTemplate(c.Invoices.DetailTemplate); err != nil {
+			return fmt.Errorf("invoices.detail_template: %w", err)
+		}
+	}
 	if c.Billing.FallbackSKU == "" {
 		return fmt.Errorf("billing.fallback_sku: must be set (the catalog identifier for unmapped products)")
 	}
@@ -178,6 +186,9 @@ func (c *Config) Validate() error {
 		}
 		if s.Location, err = time.LoadLocation(s.Timezone); err != nil {
 			return fmt.Errorf("%s.timezone %q: %w", key, s.Timezone, err)
+		}
+		if s.Format == "cucm" && s.Account == "" {
+			return fmt.Errorf("%s.account: must be set for format cucm (its records carry no billing account)", key)
 		}
 		if s.Path == "" {
 			s.Path = filepath.Join(c.Paths.Inbox, s.Name)

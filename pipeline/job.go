@@ -24,6 +24,10 @@ func NewRun(ctx context.Context, cfg *Config, period Period, log *slog.Logger) (
 		db.Close()
 		return nil, err
 	}
+	if err := ValidateTaxRates(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := r.SetVariables(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -43,12 +47,33 @@ func newRunID() string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// NightlyStages is the nightly job: ingest, rate, tax, invoice lines and exports, reconciliation,
-// manifest, publish.
-func NightlyStages() []Stage {
+// NightlyStages is the nightly job: ingest new files, then build the period from staging.
+func NightlyStages(cfg *Config) []Stage {
+	return append([]Stage{IngestStage{}}, PeriodStages(cfg)...)
+}
+
+// PeriodStages build and publish a period from what is staged: rate, summarize, tax, invoice
+// lines and exports, reconciliation, manifest, publish.
+func PeriodStages(cfg *Config) []Stage {
 	return []Stage{
+		StagingStage{},
+		RateStage{},
+		SummaryStage{},
+		TaxStage{},
+		exportStage(cfg),
+		ReconcileStage{},
+		DisputesStage{},
 		ManifestStage{},
 		PublishStage{},
+	}
+}
+
+func exportStage(cfg *Config) ExportStage {
+	return ExportStage{
+		FlagErrors:     cfg.Invoices.OnError == "flag",
+		DetailTemplate: cfg.Invoices.DetailTemplate,
+		TicketBoard:    cfg.Tickets.Board,
+		TicketPriority: cfg.Tickets.Priority,
 	}
 }
 
@@ -57,5 +82,5 @@ func RunNightly(ctx context.Context, r *Run) error {
 	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work folder: %w", err)
 	}
-	return RunStages(ctx, r, NightlyStages())
+	return RunStages(ctx, r, NightlyStages(r.Cfg))
 }

@@ -22,7 +22,7 @@ import (
 type Manifest struct {
 	Period    string            `json:"period"`
 	Reference []FileDigest      `json:"reference"`
-	Inputs    []FileDigest      `json:"inputs"`
+	Inputs    []InputFile       `json:"inputs"`
 	Counts    map[string]int64  `json:"counts"`
 	Totals    []CustomerTotal   `json:"totals"`
 	Outputs   []FileDigest      `json:"outputs"`
@@ -35,6 +35,19 @@ type FileDigest struct {
 	File   string `json:"file"`
 	SHA256 string `json:"sha256"`
 	Rows   *int64 `json:"rows,omitempty"`
+}
+
+// InputFile is an ingested CDR file that has usage in the period, with its ledger counts: every
+// row read is staged, rejected, a duplicate or not billed.
+type InputFile struct {
+	Source        string `json:"source"`
+	File          string `json:"file"`
+	SHA256        string `json:"sha256"`
+	RowsRead      int64  `json:"rows_read"`
+	RowsStaged    int64  `json:"rows_staged"`
+	RowsRejected  int64  `json:"rows_rejected"`
+	RowsDuplicate int64  `json:"rows_duplicate"`
+	RowsNotBilled int64  `json:"rows_not_billed"`
 }
 
 // CustomerTotal is what one customer is billed for the period.
@@ -88,9 +101,17 @@ func (ManifestStage) Run(ctx context.Context, r *Run) error {
 	}
 	for name, q := range counts {
 		var n int64
-		if err := r.DB.QueryRowContext(ctx, q).Scan(&n); err == nil {
-			m.Counts[name] = n
+		if err := r.DB.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("manifest count %s: %w", name, err)
 		}
+		m.Counts[name] = n
+	}
+	for _, f := range m.Inputs {
+		m.Counts["file_rows_read"] += f.RowsRead
+		m.Counts["file_rows_staged"] += f.RowsStaged
+		m.Counts["file_rows_rejected"] += f.RowsRejected
+		m.Counts["file_rows_duplicate"] += f.RowsDuplicate
+		m.Counts["file_rows_not_billed"] += f.RowsNotBilled
 	}
 	if m.Totals, err = r.customerTotals(ctx); err != nil {
 		return err
@@ -106,23 +127,26 @@ func (ManifestStage) Run(ctx context.Context, r *Run) error {
 	return renameio.WriteFile(r.OutPath("manifest.json"), append(b, '\n'), 0o644)
 }
 
-// periodInputs lists the staged files that contributed CDRs to the period.
-func (r *Run) periodInputs(ctx context.Context) ([]FileDigest, error) {
-	rows, err := r.DB.QueryContext(ctx, `SELECT source_file, file_sha256, count(*) FROM staged_cdrs
-		GROUP BY ALL ORDER BY source_file, file_sha256`)
+// periodInputs lists the ingested files with usage in the period, from the ledger.
+func (r *Run) periodInputs(ctx context.Context) ([]InputFile, error) {
+	rows, err := r.DB.QueryContext(ctx, `SELECT source, source_file, sha256, rows_read, rows_staged, rows_rejected,
+			rows_duplicate, rows_not_billed
+		FROM ingest_ledger
+		WHERE coalesce(first_usage_date, CAST(ingested_at AS DATE)) <= getvariable('period_to')
+		  AND coalesce(last_usage_date, CAST(ingested_at AS DATE)) >= getvariable('period_from')
+		ORDER BY source_file, sha256`)
 	if err != nil {
-		return nil, nil // no staging view yet: nothing was ingested
+		return nil, fmt.Errorf("manifest inputs: %w", err)
 	}
 	defer rows.Close()
-	var out []FileDigest
+	var out []InputFile
 	for rows.Next() {
-		var d FileDigest
-		var n int64
-		if err := rows.Scan(&d.File, &d.SHA256, &n); err != nil {
+		var f InputFile
+		if err := rows.Scan(&f.Source, &f.File, &f.SHA256, &f.RowsRead, &f.RowsStaged, &f.RowsRejected,
+			&f.RowsDuplicate, &f.RowsNotBilled); err != nil {
 			return nil, err
 		}
-		d.Rows = &n
-		out = append(out, d)
+		out = append(out, f)
 	}
 	return out, rows.Err()
 }
@@ -137,7 +161,7 @@ func (r *Run) customerTotals(ctx context.Context) ([]CustomerTotal, error) {
 		       CAST(coalesce(subtotal, 0) + coalesce(tax, 0) AS DECIMAL(18,2))::VARCHAR
 		FROM u FULL JOIN t USING (company_identifier) ORDER BY company_identifier`)
 	if err != nil {
-		return nil, nil // no invoice tables yet
+		return nil, fmt.Errorf("manifest totals: %w", err)
 	}
 	defer rows.Close()
 	var out []CustomerTotal

@@ -44,7 +44,7 @@ func TestLoadReferenceDemo(t *testing.T) {
 	}
 	checks := map[string]string{
 		"SELECT count(*) FROM ref_customers":            "5",
-		"SELECT count(*) FROM ref_products":             "12",
+		"SELECT count(*) FROM ref_products":             "13",
 		"SELECT count(*) FROM ref_plans":                "2",
 		"SELECT count(DISTINCT rate_id) FROM ref_rates": "13",
 		"SELECT count(*) FROM ref_time_bands":           "17",

@@ -72,8 +72,6 @@ func (RateStage) Run(ctx context.Context, r *Run) error {
 	r.Count("rated", rated)
 	r.Count("unmapped_account", unmapped)
 	r.Count("unrated", unrated)
-	r.NeedsReview("unmapped_account", unmapped)
-	r.NeedsReview("unrated", unrated)
 	r.Log.Info("rated", "rated", rated, "unmapped_account", unmapped, "unrated", unrated)
 	return nil
 }

@@ -352,7 +352,8 @@ func TestRateStage(t *testing.T) {
 	if r.Counts["unrated"] != 5 || r.Counts["unmapped_account"] != 2 {
 		t.Errorf("counts %v", r.Counts)
 	}
-	if len(r.Review) != 2 {
+	// The export stage owns the error queue's review items; rating only counts.
+	if len(r.Review) != 0 {
 		t.Errorf("review %v", r.Review)
 	}
 }

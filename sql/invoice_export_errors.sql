@@ -69,7 +69,9 @@ CREATE OR REPLACE TABLE export_errors AS
 SELECT kind, account, key, min(detail) AS detail, source_file, min(source_line) AS source_line,
        count(*)::BIGINT AS count, company_id, company_identifier
 FROM export_error_rows
-GROUP BY kind, account, key, source_file, company_id, company_identifier
+-- rejected rows differ by reason (the value at fault); other kinds group by what failed to match
+GROUP BY kind, account, key, source_file, company_id, company_identifier,
+         CASE WHEN kind = 'rejected' THEN detail END
 UNION ALL
 SELECT CASE WHEN getvariable('hold_on_errors') THEN 'held_customer' ELSE 'flagged_customer' END,
        '', company_identifier,

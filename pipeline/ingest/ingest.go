@@ -20,6 +20,12 @@ type Record struct {
 	Duration    int64  // billable seconds
 	UsageType   string // voice | data
 	Bytes       int64  // data rows
+	// Key, when set, is the call's identity across files in place of its fields (FreeSWITCH:
+	// the pair of leg uuids, so the B leg of a call is a duplicate of its A leg).
+	Key string
+	// NotBilled, when set, says why a well-formed row is not billable (unanswered, never
+	// connected, internal); such rows are counted and kept apart, never staged for rating.
+	NotBilled string
 }
 
 // Reject is one row that could not be read, and why.
@@ -38,8 +44,10 @@ type Options struct {
 	Account  string         // for formats whose rows carry no account
 }
 
-// Parser reads one file. emit and reject are called in file order; an error returned from
-// Parse means the file as a whole could not be read.
+// Parser reads one file. emit and reject are called in file order (FreeSWITCH may hold a leg back
+// until its partner is seen, see freeswitch.go); an error returned from Parse means the file as
+// a whole could not be read. Every non-blank line after a format's header lines is exactly one
+// emit or one reject.
 type Parser interface {
 	Parse(r io.Reader, opt Options, emit func(Record) error, reject func(Reject) error) error
 }

@@ -1,0 +1,632 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cdrbill/pipeline/ingest"
+)
+
+// IngestStage reads every new file of every configured source into write-once Parquet staging
+// (see staging.go for the layout). A file is new when the SHA-256 of its content is not in the
+// ledger; the inbox is only read, never modified. Every non-blank data row of a file ends in
+// exactly one of: staged, rejected, duplicate, not billed (rows_read = rows_staged +
+// rows_rejected + rows_duplicate + rows_not_billed, per file and in total). A file that cannot
+// be read at all is left out of the ledger (so the next run tries again), listed in
+// ingest_files as unreadable and flagged for review.
+type IngestStage struct{}
+
+func (IngestStage) String() string { return "ingest" }
+
+// unreadable marks an error that makes one input file unreadable (the run goes on); any other
+// error (staging not writable, database) fails the stage.
+type unreadable struct{ err error }
+
+func (u *unreadable) Error() string { return u.err.Error() }
+func (u *unreadable) Unwrap() error { return u.err }
+
+func (IngestStage) Run(ctx context.Context, r *Run) error {
+	if err := ensureIngestFiles(ctx, r); err != nil {
+		return err
+	}
+	staging := r.Cfg.Paths.Staging
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	ledger, err := ReadLedger(staging)
+	if err != nil {
+		return err
+	}
+	idx := newDedupIndex(r, ledger)
+	var rejected, unreadableFiles int64
+	for i := range r.Cfg.Sources {
+		src := &r.Cfg.Sources[i]
+		parser, ok := ingest.Lookup(src.Format)
+		if !ok {
+			return Inputf(r.Cfg.File, 0, 0, "source %s: unknown format %q", src.Name, src.Format)
+		}
+		files, err := sourceFiles(src.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			r.Log.Warn("source folder missing", "source", src.Name, "path", src.Path)
+			r.NeedsReview("source_folder_missing", 1)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("source %s: %w", src.Name, err)
+		}
+		for _, path := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rel := relFile(r.Cfg.Paths.Inbox, src, path)
+			res, err := ingestOne(ctx, r, src, parser, path, rel, idx)
+			var u *unreadable
+			switch {
+			case errors.As(err, &u):
+				unreadableFiles++
+				r.Log.Warn("unreadable file left in the inbox", "source", src.Name, "file", rel, "error", u.err.Error())
+				if err := insertIngestFile(ctx, r, res, "unreadable", u.err.Error()); err != nil {
+					return err
+				}
+				continue
+			case err != nil:
+				return fmt.Errorf("ingest %s: %w", rel, err)
+			case res == nil: // already in the ledger
+				r.Count("files_already_ingested", 1)
+				continue
+			}
+			r.Count("files_ingested", 1)
+			r.Count("rows_read", res.RowsRead)
+			r.Count("rows_staged", res.RowsStaged)
+			r.Count("rows_rejected", res.RowsRejected)
+			r.Count("rows_duplicate", res.RowsDuplicate)
+			r.Count("rows_not_billed", res.RowsNotBilled)
+			rejected += res.RowsRejected
+			r.Log.Info("ingested", "source", src.Name, "file", rel, "read", res.RowsRead, "staged", res.RowsStaged,
+				"rejected", res.RowsRejected, "duplicate", res.RowsDuplicate, "not_billed", res.RowsNotBilled)
+			if err := insertIngestFile(ctx, r, res, "ingested", ""); err != nil {
+				return err
+			}
+		}
+	}
+	r.Count("files_unreadable", unreadableFiles)
+	r.NeedsReview("unreadable_file", unreadableFiles)
+	return nil
+}
+
+func insertIngestFile(ctx context.Context, r *Run, e *LedgerEntry, status, detail string) error {
+	_, err := r.DB.ExecContext(ctx, `INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.SHA256, e.Source, e.File, status, e.RowsRead, e.RowsStaged, e.RowsRejected, e.RowsDuplicate, e.RowsNotBilled, detail)
+	if err != nil {
+		return fmt.Errorf("ingest_files: %w", err)
+	}
+	return nil
+}
+
+// sourceFiles lists the files under a source folder, sorted, skipping hidden files and folders
+// and names that mark a transfer in progress (.tmp, .part, .partial, .crdownload, ~).
+func sourceFiles(root string) ([]string, error) {
+	if _, err := os.Stat(root); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if path != root && strings.HasPrefix(name, ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		low := strings.ToLower(name)
+		for _, sfx := range []string{".tmp", ".part", ".partial", ".crdownload", "~"} {
+			if strings.HasSuffix(low, sfx) {
+				return nil
+			}
+		}
+		out = append(out, path)
+		return nil
+	})
+	return out, err
+}
+
+// relFile is a file's name in staging: relative to the inbox, / separated; for a source folder
+// outside the inbox, the source name then the path relative to the source folder.
+func relFile(inbox string, src *SourceConfig, path string) string {
+	if rel, err := filepath.Rel(inbox, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return filepath.ToSlash(rel)
+	}
+	if rel, err := filepath.Rel(src.Path, path); err == nil {
+		return src.Name + "/" + filepath.ToSlash(rel)
+	}
+	return filepath.ToSlash(path)
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeErr marks an error of ours (staging writes) coming back through a parser's callbacks.
+type writeErr struct{ err error }
+
+func (w *writeErr) Error() string { return w.err.Error() }
+func (w *writeErr) Unwrap() error { return w.err }
+
+// fileIngest is one file being staged.
+type fileIngest struct {
+	r        *Run
+	src      *SourceConfig
+	entry    LedgerEntry
+	fileRef  int32
+	billing  *time.Location
+	norm     *ingest.Normalizer
+	idx      *dedupIndex
+	ctx      context.Context
+	cdrs     map[int32]*pqFile[cdrRow]
+	dups     *pqFile[dupRow]
+	rejects  *pqFile[rejectRow]
+	notBill  *pqFile[cdrRow]
+	added    [][16]byte
+	minDay   int32
+	maxDay   int32
+	haveDays bool
+	idBuf    []byte
+}
+
+var (
+	normalizersMu sync.Mutex
+	normalizers   = map[string]*ingest.Normalizer{}
+)
+
+// normalizerFor shares one number normaliser (and its cache) per default country.
+func normalizerFor(country string) *ingest.Normalizer {
+	normalizersMu.Lock()
+	defer normalizersMu.Unlock()
+	n, ok := normalizers[country]
+	if !ok {
+		n = ingest.NewNormalizer(country)
+		normalizers[country] = n
+	}
+	return n
+}
+
+// ingestOne stages one file. It returns nil, nil when the file is already in the ledger.
+func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Parser, path, rel string, idx *dedupIndex) (*LedgerEntry, error) {
+	entry := &LedgerEntry{Source: src.Name, File: rel}
+	sha, err := hashFile(path)
+	if err != nil {
+		return entry, &unreadable{err}
+	}
+	entry.SHA256 = sha
+	if idx.inLedger[sha] {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return entry, &unreadable{err}
+	}
+	defer f.Close()
+	billing := r.Cfg.Location
+	if billing == nil {
+		billing = time.UTC
+	}
+	loc := src.Location
+	if loc == nil {
+		loc = billing
+	}
+	fi := &fileIngest{r: r, src: src, entry: *entry, billing: billing, norm: normalizerFor(src.Country), idx: idx, ctx: ctx,
+		cdrs: map[int32]*pqFile[cdrRow]{}}
+	fi.fileRef = idx.ref(sha, rel)
+	h := sha256.New()
+	tee := io.TeeReader(f, h)
+	opt := ingest.Options{Source: src.Name, Location: loc, Country: src.Country, Account: src.Account}
+	perr := parser.Parse(tee, opt, fi.emit, fi.reject)
+	if perr == nil {
+		_, perr = io.Copy(h, f) // whatever the parser left unread, for the checksum
+	}
+	if perr == nil && hex.EncodeToString(h.Sum(nil)) != sha {
+		perr = &unreadable{errors.New("file changed while it was read (still being written?); will retry next run")}
+	}
+	if perr != nil {
+		fi.abort()
+		var we *writeErr
+		if errors.As(perr, &we) {
+			return entry, we.err
+		}
+		var u *unreadable
+		if errors.As(perr, &u) {
+			return entry, u
+		}
+		return entry, &unreadable{fmt.Errorf("%s: %w", src.Format, perr)}
+	}
+	if err := fi.commit(); err != nil {
+		return entry, err
+	}
+	e := fi.entry
+	e.SHA256 = sha
+	e.IngestedAt = time.Now().UTC()
+	e.RunID = r.ID
+	if fi.haveDays {
+		e.FirstUsageDate = dayString(fi.minDay)
+		e.LastUsageDate = dayString(fi.maxDay)
+	}
+	if e.RowsRead != e.RowsStaged+e.RowsRejected+e.RowsDuplicate+e.RowsNotBilled {
+		return entry, fmt.Errorf("row accounting broken for %s: read %d != staged %d + rejected %d + duplicate %d + not billed %d",
+			rel, e.RowsRead, e.RowsStaged, e.RowsRejected, e.RowsDuplicate, e.RowsNotBilled)
+	}
+	if err := appendLedger(r.Cfg.Paths.Staging, e); err != nil {
+		return entry, err
+	}
+	idx.inLedger[sha] = true
+	return &e, nil
+}
+
+func (fi *fileIngest) fail(err error) error { return &writeErr{err} }
+
+func (fi *fileIngest) emit(rec ingest.Record) error {
+	fi.entry.RowsRead++
+	origin, dest := fi.norm.Normalize(rec.Origin), fi.norm.Normalize(rec.Destination)
+	day := civilDay(rec.Start, fi.billing)
+	if !fi.haveDays || day < fi.minDay {
+		fi.minDay = day
+	}
+	if !fi.haveDays || day > fi.maxDay {
+		fi.maxDay = day
+	}
+	fi.haveDays = true
+	row := cdrRow{Source: fi.src.Name, Account: rec.Account, Direction: rec.Direction, Origin: origin, Destination: dest,
+		OriginRaw: rec.Origin, DestinationRaw: rec.Destination, StartUTC: rec.Start.UnixMicro(), UsageDate: day,
+		UsageType: rec.UsageType, Duration: rec.Duration, Bytes: rec.Bytes, SourceFile: fi.entry.File,
+		SourceLine: rec.Line, FileSHA256: fi.entry.SHA256, CallID: rec.CallID}
+	id := fi.cdrID(rec, origin, dest)
+	row.CDRID = hex.EncodeToString(id[:])
+	// a call already staged is a duplicate, billable or not (a FreeSWITCH B leg of a staged A leg)
+	ref, dup, err := fi.idx.lookup(fi.ctx, day, id)
+	if err != nil {
+		return fi.fail(err)
+	}
+	if dup {
+		fi.entry.RowsDuplicate++
+		if fi.dups == nil {
+			p, err := createPQ[dupRow](filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
+			if err != nil {
+				return fi.fail(err)
+			}
+			fi.dups = p
+		}
+		of := fi.idx.files[ref.file]
+		d := dupRow{CDRID: row.CDRID, Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
+			FileSHA256: row.FileSHA256, UsageDate: day, DupOfFile: of.file, DupOfLine: ref.line, DupOfSHA256: of.sha,
+			StartUTC: row.StartUTC, Account: row.Account, Destination: row.Destination, DurationOrLen: row.Duration}
+		if err := fi.dups.write(d); err != nil {
+			return fi.fail(err)
+		}
+		return nil
+	}
+	if rec.NotBilled == "" && rec.Direction != "outbound" && rec.Direction != "inbound" {
+		rec.NotBilled = "no direction"
+	}
+	if rec.NotBilled != "" {
+		fi.entry.RowsNotBilled++
+		row.NotBilled = rec.NotBilled
+		if fi.notBill == nil {
+			p, err := createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
+			if err != nil {
+				return fi.fail(err)
+			}
+			fi.notBill = p
+		}
+		if err := fi.notBill.write(row); err != nil {
+			return fi.fail(err)
+		}
+		return nil
+	}
+	fi.idx.add(id, dupRef{file: fi.fileRef, line: rec.Line})
+	fi.added = append(fi.added, id)
+	w := fi.cdrs[day]
+	if w == nil {
+		w, err = createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
+		if err != nil {
+			return fi.fail(err)
+		}
+		fi.cdrs[day] = w
+	}
+	fi.entry.RowsStaged++
+	if err := w.write(row); err != nil {
+		return fi.fail(err)
+	}
+	return nil
+}
+
+func (fi *fileIngest) reject(rj ingest.Reject) error {
+	fi.entry.RowsRead++
+	fi.entry.RowsRejected++
+	if fi.rejects == nil {
+		p, err := createPQ[rejectRow](filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
+		if err != nil {
+			return fi.fail(err)
+		}
+		fi.rejects = p
+	}
+	if err := fi.rejects.write(rejectRow{Source: fi.src.Name, SourceFile: fi.entry.File, SourceLine: rj.Line,
+		ColumnName: rj.Column, Reason: rj.Reason, Raw: rj.Raw, FileSHA256: fi.entry.SHA256}); err != nil {
+		return fi.fail(err)
+	}
+	return nil
+}
+
+// cdrID is the call's identity: SHA-256 (first 16 bytes) of account, origin and destination
+// (normalised), start (UTC, whole seconds), duration, usage type and bytes; or of the format's
+// call key when it gives one (FreeSWITCH). The file is not part of it, so the same call in two
+// files, or a file ingested twice, is one call.
+func (fi *fileIngest) cdrID(rec ingest.Record, origin, dest string) [16]byte {
+	b := fi.idBuf[:0]
+	if rec.Key != "" {
+		b = append(b, "key\x1f"...)
+		b = append(b, rec.Key...)
+	} else {
+		b = append(b, rec.Account...)
+		b = append(b, 0x1f)
+		b = append(b, origin...)
+		b = append(b, 0x1f)
+		b = append(b, dest...)
+		b = append(b, 0x1f)
+		b = strconv.AppendInt(b, rec.Start.Unix(), 10)
+		b = append(b, 0x1f)
+		b = strconv.AppendInt(b, rec.Duration, 10)
+		b = append(b, 0x1f)
+		b = append(b, rec.UsageType...)
+		b = append(b, 0x1f)
+		b = strconv.AppendInt(b, rec.Bytes, 10)
+	}
+	fi.idBuf = b
+	sum := sha256.Sum256(b)
+	var id [16]byte
+	copy(id[:], sum[:16])
+	return id
+}
+
+func (fi *fileIngest) all(fn func(pqHandle) error) error {
+	var list []pqHandle
+	for _, d := range sortedDays(fi.cdrs) {
+		list = append(list, fi.cdrs[d])
+	}
+	if fi.dups != nil {
+		list = append(list, fi.dups)
+	}
+	if fi.rejects != nil {
+		list = append(list, fi.rejects)
+	}
+	if fi.notBill != nil {
+		list = append(list, fi.notBill)
+	}
+	for _, p := range list {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type pqHandle interface {
+	finish() error
+	commit() error
+	abort()
+}
+
+func (fi *fileIngest) commit() error {
+	err := fi.all(func(p pqHandle) error {
+		return p.finish()
+	})
+	if err == nil {
+		err = fi.all(func(p pqHandle) error {
+			return p.commit()
+		})
+	}
+	if err != nil {
+		fi.abort()
+		return fmt.Errorf("write staging: %w", err)
+	}
+	return nil
+}
+
+// abort drops the file's temporary outputs and forgets the calls it added to the index.
+func (fi *fileIngest) abort() {
+	fi.all(func(p pqHandle) error {
+		p.abort()
+		return nil
+	})
+	for _, id := range fi.added {
+		delete(fi.idx.ids, id)
+	}
+}
+
+func sortedDays(m map[int32]*pqFile[cdrRow]) []int32 {
+	out := make([]int32, 0, len(m))
+	for d := range m {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// civilDay is the date of t in loc, as days since 1970-01-01.
+func civilDay(t time.Time, loc *time.Location) int32 {
+	y, m, d := t.In(loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+func dayString(d int32) string {
+	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
+}
+
+// dedupIndex knows every staged call (cdr_id) of the usage dates seen so far in the run: a
+// date's staged calls are loaded from its partition the first time the run meets that date (a
+// duplicate has the same start, hence the same usage date), then the run's new calls are added.
+type dedupIndex struct {
+	r        *Run
+	inLedger map[string]bool
+	loaded   map[int32]bool
+	ids      map[[16]byte]dupRef
+	files    []fileName
+	fileIdx  map[string]int32 // by sha256
+}
+
+type dupRef struct {
+	file int32
+	line int64
+}
+
+type fileName struct{ sha, file string }
+
+func newDedupIndex(r *Run, ledger []LedgerEntry) *dedupIndex {
+	x := &dedupIndex{r: r, inLedger: map[string]bool{}, loaded: map[int32]bool{}, ids: map[[16]byte]dupRef{}, fileIdx: map[string]int32{}}
+	for _, e := range ledger {
+		x.inLedger[e.SHA256] = true
+	}
+	return x
+}
+
+func (x *dedupIndex) ref(sha, file string) int32 {
+	if i, ok := x.fileIdx[sha]; ok {
+		return i
+	}
+	x.files = append(x.files, fileName{sha, file})
+	i := int32(len(x.files) - 1)
+	x.fileIdx[sha] = i
+	return i
+}
+
+func (x *dedupIndex) add(id [16]byte, ref dupRef) { x.ids[id] = ref }
+
+func (x *dedupIndex) lookup(ctx context.Context, day int32, id [16]byte) (dupRef, bool, error) {
+	if !x.loaded[day] {
+		if err := x.load(ctx, day); err != nil {
+			return dupRef{}, false, err
+		}
+		x.loaded[day] = true
+	}
+	ref, ok := x.ids[id]
+	return ref, ok, nil
+}
+
+func (x *dedupIndex) load(ctx context.Context, day int32) error {
+	dir := filepath.Join(x.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day))
+	files, err := ledgerFilesIn(dir, x.inLedger)
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	rows, err := x.r.DB.QueryContext(ctx, "SELECT cdr_id, source_file, source_line, file_sha256 FROM read_parquet("+sqlList(files)+")")
+	if err != nil {
+		return fmt.Errorf("load staged ids of %s: %w", dayString(day), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idHex, file, sha string
+		var line int64
+		if err := rows.Scan(&idHex, &file, &line, &sha); err != nil {
+			return err
+		}
+		var id [16]byte
+		if n, err := hex.Decode(id[:], []byte(idHex)); err != nil || n != 16 {
+			return fmt.Errorf("staged cdr_id %q in %s is not 32 hex digits", idHex, dir)
+		}
+		if _, ok := x.ids[id]; !ok {
+			x.ids[id] = dupRef{file: x.ref(sha, file), line: line}
+		}
+	}
+	return rows.Err()
+}
+
+// StagingStage makes the period's staged data visible to SQL (OpenStaging) so the stages after
+// ingest can read staged_cdrs and ingest_rejects. Run it after IngestStage.
+type StagingStage struct{}
+
+func (StagingStage) String() string { return "staging" }
+
+func (StagingStage) Run(ctx context.Context, r *Run) error { return OpenStaging(ctx, r) }
+
+// SourceSample is what a source's first file looks like once parsed (preflight step 3).
+type SourceSample struct {
+	Source  string
+	File    string // relative to the inbox; "" when the source folder has no file
+	Records []ingest.Record
+	Rejects []ingest.Reject
+	Err     error // the file could not be read at all
+}
+
+var errSampleFull = errors.New("sample full")
+
+// SampleSource parses the first rows of a source's first file (sorted by path) until n rows were
+// read (records and rejects together), without touching staging. It does not fail on bad data:
+// a file that cannot be read is reported in Err. The error returned is for a missing folder.
+func SampleSource(src *SourceConfig, inbox string, billing *time.Location, n int) (SourceSample, error) {
+	s := SourceSample{Source: src.Name}
+	parser, ok := ingest.Lookup(src.Format)
+	if !ok {
+		return s, fmt.Errorf("source %s: unknown format %q", src.Name, src.Format)
+	}
+	files, err := sourceFiles(src.Path)
+	if err != nil {
+		return s, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	if len(files) == 0 {
+		return s, nil
+	}
+	s.File = relFile(inbox, src, files[0])
+	f, err := os.Open(files[0])
+	if err != nil {
+		s.Err = err
+		return s, nil
+	}
+	defer f.Close()
+	loc := src.Location
+	if loc == nil {
+		loc = billing
+	}
+	opt := ingest.Options{Source: src.Name, Location: loc, Country: src.Country, Account: src.Account}
+	count := func() error {
+		if len(s.Records)+len(s.Rejects) >= n {
+			return errSampleFull
+		}
+		return nil
+	}
+	err = parser.Parse(f, opt, func(r ingest.Record) error {
+		s.Records = append(s.Records, r)
+		return count()
+	}, func(r ingest.Reject) error {
+		s.Rejects = append(s.Rejects, r)
+		return count()
+	})
+	if err != nil && !errors.Is(err, errSampleFull) {
+		s.Err = err
+	}
+	return s, nil
+}
