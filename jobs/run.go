@@ -80,7 +80,33 @@ func runJob(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period 
 	for _, it := range r.Review {
 		fmt.Fprintf(cmd.Root().Writer, "review: %s: %d\n", it.Kind, it.Count)
 	}
+	if line, cadenceErr := reconcileCadenceLine(cfg, time.Now()); cadenceErr == nil && line != "" {
+		fmt.Fprintln(cmd.Root().Writer, line)
+	}
 	return err
+}
+
+// reconcileCadenceLine reports when the next reconciliation against posted invoices is due:
+// weekly for the first 90 days after monitoring.cutover, then monthly.
+func reconcileCadenceLine(cfg *pipeline.Config, now time.Time) (string, error) {
+	last, err := pipeline.LastRunStart(cfg, "reconcile")
+	if err != nil {
+		return "", err
+	}
+	day := now.In(cfg.Location)
+	due, next, cadence, err := pipeline.ReconcileDue(cfg.Monitor.Cutover, last, day)
+	if err != nil || cadence == pipeline.CadenceNone {
+		return "", err
+	}
+	lastText := "never"
+	if !last.IsZero() {
+		lastText = last.In(cfg.Location).Format(time.DateOnly)
+	}
+	if due {
+		return fmt.Sprintf("reconcile: %s cadence, last %s: due now (cdrbill reconcile --period %s)",
+			cadence, lastText, pipeline.PeriodOf(time.Date(day.Year(), day.Month(), 0, 0, 0, 0, 0, time.UTC)).Month), nil
+	}
+	return fmt.Sprintf("reconcile: %s cadence, last %s, next due %s", cadence, lastText, next.Format(time.DateOnly)), nil
 }
 
 // periodFlag reads --period; the zero Period means "not given".
