@@ -27,6 +27,9 @@ const maxCache = 1 << 18
 // are; "" when there are no digits at all (anonymous, restricted). sip:/tel: URIs are reduced to
 // their user part first.
 func (n *Normalizer) Normalize(raw string) string {
+	if e164Fast(raw) {
+		return raw // already E.164 as libphonenumber would write it: no copy, no cache entry
+	}
 	n.mu.Lock()
 	v, ok := n.cache[raw]
 	n.mu.Unlock()
@@ -50,6 +53,9 @@ func (n *Normalizer) normalize(raw string) string {
 		return ""
 	}
 	if len(strings.TrimPrefix(digits, "+")) < 7 { // extensions and short codes
+		return digits
+	}
+	if e164Fast(digits) {
 		return digits
 	}
 	num, err := phonenumbers.Parse(digits, n.Country)
