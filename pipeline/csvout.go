@@ -89,7 +89,22 @@ func (f *CSVFile) Abort() { f.pf.Cleanup() }
 // WriteQueryCSV writes the result of a query as a CSV file with the query's column names as
 // header. Values are formatted by type: DECIMAL at its own scale, DATE as YYYY-MM-DD, TIMESTAMP as
 // YYYY-MM-DDTHH:MM:SSZ, lists joined with ';', NULL as empty. It returns the rows written.
+//
+// A query without args whose columns are all text, integers, DECIMAL, BOOLEAN, DATE or TIMESTAMP
+// is written by DuckDB itself (copyQueryCSV: formatting, SafeText and quoting done in SQL, same
+// bytes, several times faster on big files); any other query is scanned row by row in Go.
 func WriteQueryCSV(ctx context.Context, db *sql.DB, path, query string, args ...any) (int64, error) {
+	if len(args) == 0 {
+		if n, ok, err := copyQueryCSV(ctx, db, path, query); ok {
+			return n, err
+		}
+	}
+	return scanQueryCSV(ctx, db, path, query, args...)
+}
+
+// scanQueryCSV is WriteQueryCSV's Go path: every row scanned through database/sql, formatted by
+// FormatValue and written by CreateCSV.
+func scanQueryCSV(ctx context.Context, db *sql.DB, path, query string, args ...any) (int64, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("query for %s: %w", filepath.Base(path), err)

@@ -32,3 +32,26 @@ CREATE OR REPLACE MACRO units_to_decimal6(u, k) AS
 -- half_up_2(x): a DECIMAL rounded half away from zero to 2 decimals. DuckDB rounds DECIMAL in
 -- integer arithmetic (tested in pipeline/macros_test.go), so this is exact.
 CREATE OR REPLACE MACRO half_up_2(x) AS CAST(round(x, 2) AS DECIMAL(18, 2));
+
+-- safe_text(s): pipeline.SafeText in SQL, for output files DuckDB writes itself (COPY): a text
+-- cell starting with =, +, -, @, tab or carriage return gets a leading apostrophe unless it is a
+-- plain number (sign, digits, optional decimals). NULL stays NULL. Tested against SafeText on a
+-- shared table of cases (pipeline/csvcopy_test.go). ascii() is the first character's code point;
+-- the comparisons are spelled out because DuckDB plans an IN list as a join, which loses the row
+-- order of an ordered COPY.
+CREATE OR REPLACE MACRO safe_text(s) AS
+    CASE WHEN (ascii(s) = 61 OR ascii(s) = 43 OR ascii(s) = 45 OR ascii(s) = 64 OR ascii(s) = 9 OR ascii(s) = 13)
+              AND NOT regexp_full_match(s, '[+-]?[0-9]+(\.[0-9]+)?')
+         THEN '''' || s ELSE s END;
+
+-- csv_field(s): one CSV field exactly as Go's encoding/csv writes it: quoted (with " doubled)
+-- when it contains a comma, a quote, CR or LF, is \. or starts with a Unicode space
+-- (unicode.IsSpace: the regular expression, tried only when the first character is below '!' or
+-- not ASCII); otherwise as it is. NULL is the empty field.
+CREATE OR REPLACE MACRO csv_field(s) AS
+    CASE WHEN s IS NULL THEN ''
+         WHEN s = '\.' OR contains(s, ',') OR contains(s, '"') OR contains(s, chr(10)) OR contains(s, chr(13))
+              OR ((ascii(s) < 33 OR ascii(s) > 127)
+                  AND regexp_matches(s, '^[\t\n\v\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]'))
+         THEN '"' || replace(s, '"', '""') || '"'
+         ELSE s END;
