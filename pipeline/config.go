@@ -73,6 +73,9 @@ type DuckDBSettings struct {
 	MemoryLimit   string `toml:"memory_limit"`
 	Threads       int    `toml:"threads"`
 	TempDirectory string `toml:"temp_directory"`
+	// GoMemoryLimit is the Go runtime's soft memory limit (ApplyLimits); "0" or "off" for none.
+	// The process's budget is memory_limit + go_memory_limit + about 150 MiB (see limits.go).
+	GoMemoryLimit string `toml:"go_memory_limit"`
 }
 
 type MonitorSettings struct {
@@ -118,6 +121,7 @@ func (c *Config) Defaults() {
 		c.Billing.VarianceThresholdPercent = 1.0
 	}
 	def(&c.DuckDB.MemoryLimit, "2GB")
+	def(&c.DuckDB.GoMemoryLimit, DefaultGoMemoryLimit)
 	if c.DuckDB.Threads == 0 {
 		c.DuckDB.Threads = 2
 	}
@@ -155,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Billing.VarianceThresholdPercent < 0 {
 		return fmt.Errorf("billing.variance_threshold_percent: must not be negative")
+	}
+	if _, err := ParseByteSize(c.DuckDB.GoMemoryLimit); err != nil {
+		return fmt.Errorf("duckdb.go_memory_limit: %w", err)
 	}
 	if c.DuckDB.Threads < 0 {
 		return fmt.Errorf("duckdb.threads: must not be negative")
