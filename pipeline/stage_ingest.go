@@ -321,9 +321,9 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 			}
 			fi.dups = p
 		}
-		of := fi.idx.files[ref.file]
+		of := fi.idx.files[ref.file()]
 		d := dupRow{CDRID: row.CDRID, Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
-			FileSHA256: row.FileSHA256, UsageDate: day, DupOfFile: of.file, DupOfLine: ref.line, DupOfSHA256: of.sha,
+			FileSHA256: row.FileSHA256, UsageDate: day, DupOfFile: of.file, DupOfLine: ref.line(), DupOfSHA256: of.sha,
 			StartUTC: row.StartUTC, Account: row.Account, Destination: row.Destination, DurationOrLen: row.Duration}
 		if err := fi.dups.write(d); err != nil {
 			return fi.fail(err)
@@ -348,7 +348,11 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		}
 		return nil
 	}
-	fi.idx.add(id, dupRef{file: fi.fileRef, line: rec.Line})
+	ref, err = newDupRef(fi.fileRef, rec.Line)
+	if err != nil {
+		return fi.fail(err)
+	}
+	fi.idx.add(id, ref)
 	fi.added = append(fi.added, id)
 	w := fi.cdrs[day]
 	if w == nil {
@@ -499,10 +503,27 @@ type dedupIndex struct {
 	fileIdx  map[string]int32 // by sha256
 }
 
-type dupRef struct {
-	file int32
-	line int64
+// dupRef is where a staged call is: the file (index into dedupIndex.files) in the top 24 bits,
+// the line in the low 40, so that an index entry is 24 bytes (16-byte id + 8) instead of 32: at
+// 10 M calls that is about 100 MB less.
+type dupRef uint64
+
+const (
+	dupRefLineBits = 40
+	dupRefMaxFile  = 1<<(64-dupRefLineBits) - 1
+	dupRefMaxLine  = 1<<dupRefLineBits - 1
+)
+
+func newDupRef(file int32, line int64) (dupRef, error) {
+	if file < 0 || int64(file) > dupRefMaxFile || line < 0 || line > dupRefMaxLine {
+		return 0, fmt.Errorf("duplicate index: file #%d line %d out of range (at most %d files and %d lines per file)",
+			file, line, dupRefMaxFile+1, int64(dupRefMaxLine))
+	}
+	return dupRef(uint64(file)<<dupRefLineBits | uint64(line)), nil
 }
+
+func (d dupRef) file() int32 { return int32(uint64(d) >> dupRefLineBits) }
+func (d dupRef) line() int64 { return int64(uint64(d) & dupRefMaxLine) }
 
 type fileName struct{ sha, file string }
 
@@ -529,7 +550,7 @@ func (x *dedupIndex) add(id [16]byte, ref dupRef) { x.ids[id] = ref }
 func (x *dedupIndex) lookup(ctx context.Context, day int32, id [16]byte) (dupRef, bool, error) {
 	if !x.loaded[day] {
 		if err := x.load(ctx, day); err != nil {
-			return dupRef{}, false, err
+			return 0, false, err
 		}
 		x.loaded[day] = true
 	}
@@ -559,7 +580,11 @@ func (x *dedupIndex) load(ctx context.Context, day int32) error {
 			return fmt.Errorf("staged cdr_id %q in %s is not 32 hex digits", idHex, dir)
 		}
 		if _, ok := x.ids[id]; !ok {
-			x.ids[id] = dupRef{file: x.ref(sha, file), line: line}
+			ref, err := newDupRef(x.ref(sha, file), line)
+			if err != nil {
+				return err
+			}
+			x.ids[id] = ref
 		}
 	}
 	return rows.Err()
