@@ -77,8 +77,11 @@ func exportStage(cfg *Config) ExportStage {
 	}
 }
 
-// RunNightly runs the nightly job for one period.
+// RunNightly runs the nightly job for one period, after recovering from an interrupted run.
 func RunNightly(ctx context.Context, r *Run) error {
+	if _, err := Recover(r.Cfg, r.WorkDir, r.Log); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work folder: %w", err)
 	}
