@@ -167,13 +167,19 @@ func rerunPeriod(ctx context.Context, cfg *Config, opt RerunOptions, out string,
 	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
 		return rp, err
 	}
-	exp := exportStage(&pcfg)
-	exp.BookDir = book
-	stages := []Stage{StagingStage{}}
-	if rp.Partial {
-		stages = append(stages, rangeStage{from, to})
+	// the nightly job's build stages, with the book copy, narrowed to the range when partial
+	var stages []Stage
+	for _, s := range BuildStages(&pcfg) {
+		if exp, ok := s.(ExportStage); ok {
+			exp.BookDir = book
+			s = exp
+		}
+		stages = append(stages, s)
+		if _, ok := s.(StagingStage); ok && rp.Partial {
+			stages = append(stages, rangeStage{from, to})
+		}
 	}
-	stages = append(stages, RateStage{}, SummaryStage{}, TaxStage{}, exp, ReconcileStage{}, DisputesStage{}, ManifestStage{})
+	stages = append(stages, ManifestStage{})
 	if err := RunStages(ctx, r, stages); err != nil {
 		return rp, err
 	}
