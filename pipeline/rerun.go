@@ -75,6 +75,13 @@ func Rerun(ctx context.Context, cfg *Config, opt RerunOptions, log *slog.Logger)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("rerun: %w", err)
 	}
+	// scratch folders of an earlier rerun into DIR that was killed
+	for _, pat := range []string{".rerun-*", ".work-*"} {
+		olds, _ := filepath.Glob(filepath.Join(out, pat))
+		for _, o := range olds {
+			os.RemoveAll(o)
+		}
+	}
 	var res []RerunPeriod
 	for p := PeriodOf(opt.From); !p.From.After(opt.To); p = PeriodOf(p.To.AddDate(0, 0, 1)) {
 		rp, err := rerunPeriod(ctx, cfg, opt, out, p, log)
