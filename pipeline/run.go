@@ -105,6 +105,7 @@ func RunStages(ctx context.Context, r *Run, stages []Stage) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		crashPoint(s.String())
 		t0 := time.Now()
 		err := s.Run(ctx, r)
 		if errors.Is(err, ErrSkip) {
