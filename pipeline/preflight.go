@@ -590,7 +590,7 @@ func mdStatus(s string) string {
 
 // mdEscape keeps evidence from turning into markup.
 func mdEscape(s string) string {
-	r := strings.NewReplacer("|", `\|`, "*", `\*`, "_", `\_`, "<", "&lt;", ">", "&gt;", "`", "'")
+	r := strings.NewReplacer("|", `\|`, "*", `\*`, "<", "&lt;", ">", "&gt;", "`", "'")
 	return r.Replace(s)
 }
 
