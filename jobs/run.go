@@ -35,8 +35,16 @@ func runCommand() *cli.Command {
 	}
 }
 
-// runNightly runs the job for one period and records it in output/runs.csv.
+// runNightly runs the nightly job: ingest, then build and publish the period.
 func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period) error {
+	return runJob(ctx, cmd, cfg, period, "run", pipeline.NightlyStages(cfg), nil)
+}
+
+// runJob runs stages for one period under the data folder's lock, prints what was published and
+// what needs review, and records the run in output/runs.csv. report, if set, prints the
+// command's own summary from the finished run's tables.
+func runJob(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period, name string,
+	stages []pipeline.Stage, report func(context.Context, *pipeline.Run) error) error {
 	unlock, err := pipeline.Lock(ctx, cfg, cmd.Bool("wait"))
 	if err != nil {
 		return err
@@ -49,25 +57,56 @@ func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, per
 		return err
 	}
 	defer r.Close()
-	log.Info("run started", "run", r.ID, "period", period.Month, "config", cfg.File)
-	err = pipeline.RunNightly(ctx, r)
+	log.Info("run started", "run", r.ID, "command", name, "period", period.Month, "config", cfg.File)
+	err = pipeline.Execute(ctx, r, stages)
+	if err == nil && report != nil {
+		err = report(ctx, r)
+	}
 	status := exitCode(err)
 	if err == nil {
 		err = reviewResult(r.Review)
 		status = exitCode(err)
 	}
-	if logErr := pipeline.AppendRunLog(cfg, r, "run", status); logErr != nil && err == nil {
+	if logErr := pipeline.AppendRunLog(cfg, r, name, status); logErr != nil && err == nil {
 		err = logErr
 	}
-	if r.Published != "" {
+	publishes := len(stages) > 0 && stages[len(stages)-1].String() == "publish"
+	switch {
+	case r.Published != "":
 		fmt.Fprintf(cmd.Root().Writer, "published %s\n", r.Published)
-	} else if err == nil || status == ExitReview {
+	case publishes && (err == nil || status == ExitReview):
 		fmt.Fprintf(cmd.Root().Writer, "%s unchanged: nothing new to publish\n", period.Month)
 	}
 	for _, it := range r.Review {
 		fmt.Fprintf(cmd.Root().Writer, "review: %s: %d\n", it.Kind, it.Count)
 	}
+	if line, cadenceErr := reconcileCadenceLine(cfg, time.Now()); cadenceErr == nil && line != "" {
+		fmt.Fprintln(cmd.Root().Writer, line)
+	}
 	return err
+}
+
+// reconcileCadenceLine reports when the next reconciliation against posted invoices is due:
+// weekly for the first 90 days after monitoring.cutover, then monthly.
+func reconcileCadenceLine(cfg *pipeline.Config, now time.Time) (string, error) {
+	last, err := pipeline.LastRunStart(cfg, "reconcile")
+	if err != nil {
+		return "", err
+	}
+	day := now.In(cfg.Location)
+	due, next, cadence, err := pipeline.ReconcileDue(cfg.Monitor.Cutover, last, day)
+	if err != nil || cadence == pipeline.CadenceNone {
+		return "", err
+	}
+	lastText := "never"
+	if !last.IsZero() {
+		lastText = last.In(cfg.Location).Format(time.DateOnly)
+	}
+	if due {
+		return fmt.Sprintf("reconcile: %s cadence, last %s: due now (cdrbill reconcile --period %s)",
+			cadence, lastText, pipeline.PeriodOf(time.Date(day.Year(), day.Month(), 0, 0, 0, 0, 0, time.UTC)).Month), nil
+	}
+	return fmt.Sprintf("reconcile: %s cadence, last %s, next due %s", cadence, lastText, next.Format(time.DateOnly)), nil
 }
 
 // periodFlag reads --period; the zero Period means "not given".

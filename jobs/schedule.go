@@ -43,7 +43,7 @@ func schedule(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, sched
 		log.Info("scheduled run finished", "period", period.Month, "exit_status", exitCode(err), "error", errString(err))
 	}
 	if catchUp {
-		last, err := pipeline.LastRunStart(cfg)
+		last, err := pipeline.LastRunStart(cfg, "run")
 		if err != nil {
 			return err
 		}

@@ -52,9 +52,14 @@ func NightlyStages(cfg *Config) []Stage {
 	return append([]Stage{IngestStage{}}, PeriodStages(cfg)...)
 }
 
-// PeriodStages build and publish a period from what is staged: rate, summarize, tax, invoice
-// lines and exports, reconciliation, manifest, publish.
+// PeriodStages build and publish a period from what is staged.
 func PeriodStages(cfg *Config) []Stage {
+	return append(BuildStages(cfg), ManifestStage{}, PublishStage{})
+}
+
+// BuildStages build a period's files in the work folder without publishing them: rate,
+// summarize, tax, invoice lines and exports, reconciliation.
+func BuildStages(cfg *Config) []Stage {
 	return []Stage{
 		StagingStage{},
 		RateStage{},
@@ -63,8 +68,6 @@ func PeriodStages(cfg *Config) []Stage {
 		exportStage(cfg),
 		ReconcileStage{},
 		DisputesStage{},
-		ManifestStage{},
-		PublishStage{},
 	}
 }
 
@@ -79,8 +82,13 @@ func exportStage(cfg *Config) ExportStage {
 
 // RunNightly runs the nightly job for one period.
 func RunNightly(ctx context.Context, r *Run) error {
+	return Execute(ctx, r, NightlyStages(r.Cfg))
+}
+
+// Execute runs stages for the run's period, starting from an empty work folder.
+func Execute(ctx context.Context, r *Run, stages []Stage) error {
 	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work folder: %w", err)
 	}
-	return RunStages(ctx, r, NightlyStages(r.Cfg))
+	return RunStages(ctx, r, stages)
 }

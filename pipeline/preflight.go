@@ -341,20 +341,26 @@ func (pr *preflightRun) runJob(ctx context.Context) error {
 		provisional = DefaultPeriod(pr.now, sc.Location)
 	}
 	pr.period = provisional.Month
+	stages := NightlyStages(sc)
 	r, err := NewRun(ctx, sc, provisional, pr.opt.Log)
 	if IsInputError(err) {
+		// The reference data does not load: ingest and stage only, so step 3 still sees the files.
 		pr.refErr = err
-		if pr.opt.Period.Month == "" {
-			pr.period = latestStagedPeriod(pr.cfg.Paths.Staging, provisional)
+		db, err := OpenDB(ctx, sc.DuckDB)
+		if err != nil {
+			return err
 		}
-		return nil
-	}
-	if err != nil {
+		r = &Run{Cfg: sc, Period: provisional, DB: db, Log: pr.opt.Log, ID: newRunID()}
+		if err := r.SetVariables(ctx); err != nil {
+			db.Close()
+			return err
+		}
+		stages = stages[:2]
+	} else if err != nil {
 		return err
 	}
 	pr.r = r
 	r.Started = pr.now.UTC()
-	stages := NightlyStages(sc)
 	for i, s := range stages {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -408,7 +414,16 @@ func latestStagedPeriod(staging string, def Period) string {
 // cannot, it marks the step and returns false.
 func (pr *preflightRun) ready(n int, stage string) bool {
 	st := pr.rep.step(n)
-	if pr.refErr != nil {
+	order := []string{"ingest", "staging", "rate", "summarize", "tax", "export", "reconcile", "disputes", "manifest", "publish"}
+	idx := func(s string) int {
+		for i, o := range order {
+			if o == s {
+				return i
+			}
+		}
+		return len(order)
+	}
+	if pr.refErr != nil && idx(stage) > idx("staging") {
 		var ie *InputError
 		errors.As(pr.refErr, &ie)
 		file := filepath.Base(ie.File)
@@ -423,15 +438,6 @@ func (pr *preflightRun) ready(n int, stage string) bool {
 	}
 	if pr.failed == "" {
 		return true
-	}
-	order := []string{"ingest", "staging", "rate", "summarize", "tax", "export", "reconcile", "disputes", "manifest", "publish"}
-	idx := func(s string) int {
-		for i, o := range order {
-			if o == s {
-				return i
-			}
-		}
-		return len(order)
 	}
 	if idx(stage) < idx(pr.failed) {
 		return true
@@ -463,17 +469,24 @@ func (pr *preflightRun) rel(path string) string {
 	return filepath.ToSlash(path)
 }
 
-// publishedDir is the scratch period folder the job published ("" when it did not get there).
-func (pr *preflightRun) publishedDir() string {
-	if pr.r == nil || pr.r.Published == "" {
+// filesDir is the scratch period folder with the job's files: the published one, or the work
+// folder when a stage after the export failed ("" when the export did not run).
+func (pr *preflightRun) filesDir() string {
+	if pr.r == nil {
 		return ""
 	}
-	return pr.r.Published
+	if pr.r.Published != "" {
+		return pr.r.Published
+	}
+	if _, err := os.Stat(filepath.Join(pr.r.WorkDir, "connectwise_invoices.csv")); err == nil {
+		return pr.r.WorkDir
+	}
+	return ""
 }
 
 // keepDryRun moves the scratch period's files to DIR/dry-run/YYYY-MM.
 func (pr *preflightRun) keepDryRun() error {
-	dir := pr.publishedDir()
+	dir := pr.filesDir()
 	target := filepath.Join(pr.opt.Out, "dry-run", pr.period)
 	if err := os.RemoveAll(target); err != nil {
 		return err

@@ -133,7 +133,7 @@ func dec(s string) (decimal.Decimal, error) {
 // connectwise_additions.csv, connectwise_invoices.csv, quickbooks_invoices.csv and
 // xero_invoices*.csv as usage_summary.csv plus tax_lines.csv (customers held back, or without an
 // agreement for the additions, are listed in export_errors.csv and expected absent).
-func validateExports(dir string) (*exportCheck, error) {
+func validateExports(dir string, wantManifest bool) (*exportCheck, error) {
 	c := &exportCheck{totals: map[string]map[string]decimal.Decimal{}, expected: map[string]decimal.Decimal{}, excluded: map[string][]string{}}
 	bad := func(file string, line int, format string, args ...any) {
 		c.problems = append(c.problems, exportProblem{file, line, fmt.Sprintf(format, args...)})
@@ -172,7 +172,7 @@ func validateExports(dir string) (*exportCheck, error) {
 		}
 		c.files = append(c.files, fmt.Sprintf("%s %d rows", name, len(t.rows)))
 	}
-	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil && wantManifest {
 		bad("manifest.json", 0, "not written")
 	}
 	if len(c.problems) > 0 {
@@ -313,16 +313,16 @@ func validateExports(dir string) (*exportCheck, error) {
 // Step 7: the export files are written and valid.
 func (pr *preflightRun) checkExports(ctx context.Context) error {
 	st := pr.rep.step(7)
-	if !pr.ready(7, "publish") {
+	if !pr.ready(7, "export") {
 		return nil
 	}
-	dir := pr.publishedDir()
+	dir := pr.filesDir()
 	if dir == "" {
-		st.add("the job published no files for %s", pr.period)
+		st.add("the job wrote no export files for %s", pr.period)
 		st.raise(PreflightFail, "Rerun the preflight once the job runs through.")
 		return nil
 	}
-	c, err := validateExports(dir)
+	c, err := validateExports(dir, pr.failed == "")
 	if err != nil {
 		return err
 	}

@@ -606,9 +606,9 @@ func (pr *preflightRun) checkErrorQueue(ctx context.Context) error {
 	if !pr.ready(8, "export") {
 		return nil
 	}
-	dir := pr.publishedDir()
+	dir := pr.filesDir()
 	if dir == "" {
-		st.add("the job published no files")
+		st.add("the job wrote no export files")
 		st.raise(PreflightFail, "Rerun the preflight once the job runs through.")
 		return nil
 	}
@@ -669,7 +669,7 @@ func (pr *preflightRun) checkReconciliation(ctx context.Context) error {
 	}
 	st.add("threshold %s %%: %d ok, %d flagged, %d missing_posted, %d unexpected_posted", threshold,
 		counts["ok"], counts["flagged"], counts["missing_posted"], counts["unexpected_posted"])
-	rec, err := readExportCSV(pr.publishedDir(), "reconciliation.csv", ReconciliationColumns)
+	rec, err := readExportCSV(pr.filesDir(), "reconciliation.csv", ReconciliationColumns)
 	if err != nil {
 		st.add("%v", err)
 		st.raise(PreflightFail, "reconciliation.csv is missing or malformed: report this as a bug.")
@@ -744,20 +744,24 @@ func (pr *preflightRun) checkMonitoring(ctx context.Context) error {
 		st.add("last runs: %s %s period %s exit %s, published %s, %s review items", rn.started.Format(time.RFC3339), rn.command,
 			rn.period, rn.exit, rn.published, rn.review)
 	}
-	for _, rn := range runs {
-		if (rn.exit == "0" || rn.exit == "3") && rn.started.After(lastRecon) {
-			lastRecon = rn.started
+	// the nightly job's last run, and the last reconciliation (`cdrbill reconcile`), as `cdrbill run` reports them
+	var lastRun *runLogRow
+	for i := range runs {
+		switch runs[i].command {
+		case "run":
+			lastRun = &runs[i]
+		case "reconcile":
+			lastRecon = runs[i].started
 		}
 	}
-	if n := len(runs); n > 0 {
-		last := runs[n-1]
-		if last.exit == "1" || last.exit == "2" {
-			st.add("the last run failed (exit %s): nothing new was published", last.exit)
+	if lastRun != nil {
+		if lastRun.exit != "0" && lastRun.exit != "3" {
+			st.add("the last nightly run failed (exit %s): nothing new was published", lastRun.exit)
 			st.raise(PreflightWarn, "Look at the failed run's log and fix it before the next scheduled run.")
 		}
-		if sched != nil && !last.started.IsZero() {
-			if missed := sched.Next(sched.Next(last.started.In(loc))); missed.Before(now) {
-				st.add("no run since %s: at least two scheduled runs were missed", last.started.Format(time.RFC3339))
+		if sched != nil {
+			if missed := sched.Next(sched.Next(lastRun.started.In(loc))); missed.Before(now) {
+				st.add("no nightly run since %s: at least two scheduled runs were missed", lastRun.started.Format(time.RFC3339))
 				st.raise(PreflightWarn, "Check that cron (or `cdrbill schedule`) is running.")
 			}
 		}
@@ -775,8 +779,12 @@ func (pr *preflightRun) checkMonitoring(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	line := fmt.Sprintf("reconciliation cadence on %s: %s (cutover %s, weekly for %d days)", now.Format(time.DateOnly), cadence,
-		cfg.Monitor.Cutover, CutoverWeeklyDays)
+	lastText := "never"
+	if !lastRecon.IsZero() {
+		lastText = lastRecon.In(loc).Format(time.DateOnly)
+	}
+	line := fmt.Sprintf("reconciliation cadence on %s: %s (cutover %s, weekly for %d days, then monthly); last cdrbill reconcile: %s",
+		now.Format(time.DateOnly), cadence, cfg.Monitor.Cutover, CutoverWeeklyDays, lastText)
 	if cadence != CadenceNone {
 		line += fmt.Sprintf("; next due %s", next.Format(time.DateOnly))
 		if due {

@@ -284,6 +284,20 @@ func TestPreflightBreaks(t *testing.T) {
 				return strings.Join(out, "\n")
 			})
 		}},
+		{"customers.csv rows that overlap", 1, "reference/customers.csv:", func(t *testing.T, dir string) {
+			pfEdit(t, filepath.Join(dir, "reference", "customers.csv"), func(s string) string {
+				return s + "1001,250,ACMEDENTAL,Acme Dental Miami,9001,PREMIUM,US-FL-MIAMI,4,,,2025-06-01,\n"
+			})
+		}},
+		{"posted invoices that do not read", 9, "the reconcile stage failed: posted/cw_invoices.csv:3", func(t *testing.T, dir string) {
+			pfEdit(t, filepath.Join(dir, "posted", "cw_invoices.csv"), func(s string) string {
+				lines := strings.Split(s, "\n")
+				f := strings.Split(lines[2], ",")
+				f[7] = "twelve"
+				lines[2] = strings.Join(f, ",")
+				return strings.Join(lines, "\n")
+			})
+		}},
 		{"schedule that does not parse", 10, `schedule.cron "0 2 * *" does not parse`, func(t *testing.T, dir string) {
 			pfEdit(t, filepath.Join(dir, "cdrbill.toml"), func(s string) string {
 				return strings.Replace(s, `cron = "0 2 * * *"`, `cron = "0 2 * *"`, 1)
@@ -308,6 +322,32 @@ func TestPreflightBreaks(t *testing.T) {
 				t.Errorf("step %d fails with no remedy", c.step)
 			}
 		})
+	}
+}
+
+// TestPreflightWarns: a config without a ticket board or cutover warns on exactly those steps and
+// exits 3 like a failure, with every other step passing.
+func TestPreflightWarns(t *testing.T) {
+	cfgPath := pfCleanFixture(t)
+	pfEdit(t, cfgPath, func(s string) string {
+		s = strings.Replace(s, "board = \"Billing Review\"\n", "", 1)
+		return strings.Replace(s, "cutover = \"2025-11-01\"\n", "", 1)
+	})
+	rep := pfPreflight(t, cfgPath)
+	for _, st := range rep.Steps {
+		want := PreflightPass
+		if st.No == 8 || st.No == 10 {
+			want = PreflightWarn
+		}
+		if st.Status != want {
+			t.Errorf("step %d is %s, want %s\n%s", st.No, st.Status, want, pfDump(rep))
+		}
+	}
+	if rep.OK() {
+		t.Error("a report with warnings is not OK (exit 3)")
+	}
+	if ev := strings.Join(rep.step(8).Evidence, "\n"); !strings.Contains(ev, `tickets.board not set: tickets go to the default board "Billing"`) {
+		t.Errorf("step 8 evidence: %s", ev)
 	}
 }
 
@@ -494,7 +534,7 @@ func TestValidateExports(t *testing.T) {
 				}
 				os.WriteFile(p, b, 0o644)
 			}
-			got, err := validateExports(dir)
+			got, err := validateExports(dir, true)
 			if err != nil {
 				t.Fatal(err)
 			}

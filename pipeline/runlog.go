@@ -48,8 +48,9 @@ func AppendRunLog(cfg *Config, r *Run, command string, exitStatus int) error {
 	return f.Close()
 }
 
-// LastRunStart is when the newest run in output/runs.csv started (zero if none).
-func LastRunStart(cfg *Config) (time.Time, error) {
+// LastRunStart is when the newest run of a command ("run", "reconcile") in output/runs.csv
+// started (zero if none).
+func LastRunStart(cfg *Config, command string) (time.Time, error) {
 	f, err := os.Open(filepath.Join(cfg.Paths.Output, "runs.csv"))
 	if os.IsNotExist(err) {
 		return time.Time{}, nil
@@ -64,7 +65,7 @@ func LastRunStart(cfg *Config) (time.Time, error) {
 	}
 	var last time.Time
 	for i, row := range rows {
-		if i > 0 && len(row) > 2 && row[1] == "run" {
+		if i > 0 && len(row) > 2 && row[1] == command {
 			if t, err := time.Parse(time.RFC3339, row[2]); err == nil && t.After(last) {
 				last = t
 			}

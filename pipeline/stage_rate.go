@@ -23,7 +23,7 @@ var rateModels = []string{
 
 // rateTempTables are the intermediate tables of rateModels, dropped once rated_usage is written.
 var rateTempTables = []string{
-	"rating_calls", "rating_slots", "rating_band_sets", "rating_heads", "rating_keys",
+	"rating_minutes", "rating_calls", "rating_slots", "rating_band_sets", "rating_heads", "rating_keys",
 	"rating_prefix_hits", "rating_match", "rating_call_rates", "rating_tiers", "rating_tier_steps",
 	"rating_amounts",
 }
@@ -55,13 +55,19 @@ func (RateStage) Run(ctx context.Context, r *Run) error {
 	if err := dropRateTempTables(ctx, r.DB); err != nil {
 		return err
 	}
-	var rated, unmapped, unrated int64
+	var staged, rated, unmapped, unrated int64
 	err := r.DB.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM staged_cdrs),
 		(SELECT count(*) FROM rated_usage),
 		(SELECT count(*) FROM rating_errors WHERE kind = 'unmapped_account'),
-		(SELECT count(*) FROM rating_errors WHERE kind = 'unrated')`).Scan(&rated, &unmapped, &unrated)
+		(SELECT count(*) FROM rating_errors WHERE kind = 'unrated')`).Scan(&staged, &rated, &unmapped, &unrated)
 	if err != nil {
 		return fmt.Errorf("count rated usage: %w", err)
+	}
+	// Every staged CDR ends rated or in the error queue, exactly once.
+	if staged != rated+unmapped+unrated {
+		return fmt.Errorf("%d staged CDRs but %d rated + %d unmapped + %d unrated (overlapping customers.csv rows?)",
+			staged, rated, unmapped, unrated)
 	}
 	r.Count("rated", rated)
 	r.Count("unmapped_account", unmapped)

@@ -1,5 +1,5 @@
 -- rating_match: the rate of each call, by longest prefix.
--- reads: rating_calls, rating_slots, rating_band_sets (rating_calls.sql), ref_rates.
+-- reads: rating_calls, rating_band_sets (rating_calls.sql), ref_rates.
 -- writes (temporary):
 --   rating_heads        one row per rate (rate_id): its tier_start-0 row (plan, product, usage_type,
 --                       direction, prefix, time_band, connect/min/max, effective dates);
@@ -23,14 +23,13 @@ CREATE OR REPLACE TEMP TABLE rating_heads AS
 SELECT rate_id, plan, product, usage_type, direction, prefix, ltrim(prefix, '+') AS pkey, time_band,
        connect_fee, min_charge, max_charge, effective_from, effective_to, file, line
 FROM ref_rates
-QUALIFY row_number() OVER (PARTITION BY rate_id ORDER BY tier_start) = 1;
+WHERE tier_start = 0; -- the loader refuses a rate whose tiers do not start at 0
 
 CREATE OR REPLACE TEMP TABLE rating_keys AS
 SELECT row_number() OVER () AS key_id, *
-FROM (SELECT DISTINCT c.plan, c.usage_type, c.direction, c.dest_key, c.usage_date, s.band_key
-      FROM rating_calls c
-      JOIN rating_slots s USING (local_isodow, local_minute)
-      WHERE c.mapped AND c.plan_known);
+FROM (SELECT DISTINCT plan, usage_type, direction, dest_key, usage_date, band_key
+      FROM rating_calls
+      WHERE mapped AND plan_known);
 
 CREATE OR REPLACE TEMP TABLE rating_prefix_hits AS
 WITH dests AS (SELECT DISTINCT plan, usage_type, dest_key FROM rating_keys),
@@ -70,10 +69,9 @@ SELECT k.plan, k.usage_type, k.direction, k.dest_key, k.usage_date, k.band_key, 
 FROM rating_keys k JOIN best USING (key_id);
 
 CREATE OR REPLACE TEMP TABLE rating_call_rates AS
-SELECT c.cdr_id, c.plan_known, c.quantity, s.band_key, m.rate_id
+SELECT c.cdr_id, c.plan_known, c.quantity, c.band_key, m.rate_id
 FROM rating_calls c
-JOIN rating_slots s USING (local_isodow, local_minute)
 LEFT JOIN rating_match m
   ON m.plan = c.plan AND m.usage_type = c.usage_type AND m.direction = c.direction
- AND m.dest_key = c.dest_key AND m.usage_date = c.usage_date AND m.band_key = s.band_key
+ AND m.dest_key = c.dest_key AND m.usage_date = c.usage_date AND m.band_key = c.band_key
 WHERE c.mapped;
