@@ -341,6 +341,10 @@ func (pr *preflightRun) reportExports(st *PreflightStep, c *exportCheck) {
 	for _, v := range c.expected {
 		total = total.Add(v)
 	}
+	if len(c.expected) == 0 && len(c.problems) == 0 {
+		st.add("no invoice line in %s: the exports were not exercised", pr.period)
+		st.raise(PreflightWarn, "Run the preflight on a period with CDRs.")
+	}
 	if len(c.expected) > 0 {
 		st.add("per-customer totals: %d customers, %s in all (usage_summary + tax_lines); connectwise_additions, connectwise_invoices, quickbooks and xero checked against them",
 			len(c.expected), total.StringFixed(2))

@@ -104,6 +104,48 @@ func (pr *preflightRun) checkEntities(ctx context.Context) error {
 		st.add("customers with no rated usage in %s (no invoice): %s", pr.period, strings.Join(idle, ", "))
 	}
 	_ = mapped
+	// ConnectWise's limits and one identity per company (DOMAIN.md: company identifier ≤ 30, name ≤ 50)
+	var clash int
+	err = pr.rows(ctx, `SELECT company_id, string_agg(DISTINCT company_identifier, ', ' ORDER BY company_identifier),
+			arg_min(file || ':' || line, line)
+		FROM ref_customers GROUP BY company_id HAVING count(DISTINCT company_identifier) > 1 ORDER BY company_id`,
+		func(rows *sql.Rows) error {
+			var id int64
+			var idents, first string
+			if err := rows.Scan(&id, &idents, &first); err != nil {
+				return err
+			}
+			clash++
+			st.add("company_id %d has several company_identifiers in customers.csv: %s (first %s)", id, idents, pr.rel(first))
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	if clash > 0 {
+		st.raise(PreflightFail, "Give each ConnectWise company (company_id) exactly one company_identifier, as ConnectWise shows it.")
+	}
+	var long int
+	err = pr.rows(ctx, `SELECT file, line, company_identifier, company_name FROM ref_customers
+		WHERE length(company_identifier) > 30 OR length(company_name) > 50 ORDER BY file, line`, func(rows *sql.Rows) error {
+		var file, ident, name string
+		var line int64
+		if err := rows.Scan(&file, &line, &ident, &name); err != nil {
+			return err
+		}
+		long++
+		if long <= preflightFirst {
+			st.add("%s:%d: company_identifier %q or company_name %q is longer than ConnectWise allows (30 and 50 characters)",
+				pr.rel(file), line, ident, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if long > 0 {
+		st.raise(PreflightWarn, "Use the company identifier and name exactly as ConnectWise has them.")
+	}
 	return nil
 }
 
@@ -160,7 +202,29 @@ func (pr *preflightRun) checkCatalog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st.Evidence = append([]string{fmt.Sprintf("%d rated products map to a catalog identifier (CDRs): %s", len(maps), strings.Join(maps, ", "))}, st.Evidence...)
+	if len(maps)+unmapped == 0 {
+		st.add("no product rated in %s: the catalog mapping was not exercised", pr.period)
+		st.raise(PreflightWarn, "Run the preflight on a period with CDRs.")
+	} else {
+		st.Evidence = append([]string{fmt.Sprintf("%d rated products map to a catalog identifier (CDRs): %s", len(maps), strings.Join(maps, ", "))}, st.Evidence...)
+	}
+	var longItems []string
+	err = pr.rows(ctx, `SELECT product FROM ref_products WHERE length(catalog_identifier) > 60 OR length(description) > 60 ORDER BY product`,
+		func(rows *sql.Rows) error {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				return err
+			}
+			longItems = append(longItems, p)
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	if len(longItems) > 0 {
+		st.add("products.csv rows whose catalog_identifier or description is over ConnectWise's 60 characters: %s", strings.Join(longItems, ", "))
+		st.raise(PreflightWarn, "Shorten catalog identifiers and descriptions to 60 characters, as in the ConnectWise catalog.")
+	}
 	if fbProduct.Valid {
 		st.add("fallback SKU %s (billing.fallback_sku) is products.csv's catalog identifier of %s", fallback, fbProduct.String)
 	} else {
@@ -506,6 +570,10 @@ func (pr *preflightRun) checkTax(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(samples) == 0 {
+		st.add("no usage in %s: no sample invoice to tax", pr.period)
+		st.raise(PreflightWarn, "Run the preflight on a period with CDRs.")
+	}
 	for _, s := range samples {
 		st.add("sample invoice: %s", s)
 	}
@@ -659,7 +727,7 @@ func (pr *preflightRun) checkReconciliation(ctx context.Context) error {
 		return nil
 	}
 	if why, ok := pr.skipped["reconcile"]; ok {
-		st.add("not reconciled: %s", pr.relErr(fmt.Errorf("%s", why)))
+		st.add("not reconciled: %s", strings.TrimPrefix(pr.relErr(fmt.Errorf("%s", why)), ErrSkip.Error()+": "))
 		st.raise(PreflightWarn, fmt.Sprintf("Export the first invoice batch of %s from ConnectWise (GET finance/invoices or a CSV with its field paths) into paths.posted and rerun the preflight.", pr.period))
 		return nil
 	}
