@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -172,8 +173,13 @@ func Preflight(ctx context.Context, cfg *Config, opt PreflightOptions) (*Preflig
 		return nil, err
 	}
 	opt.Out = out
-	if within(out, cfg.Paths.Staging) || out == cfg.Paths.Inbox || within(out, cfg.Paths.Inbox) {
-		return nil, Inputf("", 0, 0, "preflight --out %s: must not be inside paths.staging or paths.inbox", out)
+	for _, p := range []string{cfg.Paths.Staging, cfg.Paths.Inbox, cfg.Paths.Reference, cfg.Paths.Posted} {
+		if within(out, p) {
+			return nil, Inputf("", 0, 0, "preflight --out %s: must not be inside paths.staging, inbox, reference or posted", out)
+		}
+	}
+	if rel, err := filepath.Rel(cfg.Paths.Output, out); err == nil && publishedPeriodRE.MatchString(strings.Split(filepath.ToSlash(rel), "/")[0]) {
+		return nil, Inputf("", 0, 0, "preflight --out %s: must not be inside a published period folder", out)
 	}
 	scratchDir := filepath.Join(out, ".scratch")
 	if err := os.RemoveAll(scratchDir); err != nil {
@@ -220,6 +226,10 @@ func Preflight(ctx context.Context, cfg *Config, opt PreflightOptions) (*Preflig
 	return pr.rep, nil
 }
 
+// publishedPeriodRE matches the folders of paths.output that hold published periods
+// (YYYY-MM and YYYY-MM.versions).
+var publishedPeriodRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}($|\.)`)
+
 // within reports whether path is dir or lies under it.
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
@@ -253,10 +263,18 @@ func seedScratchStaging(ctx context.Context, cfg *Config, dst string, wait bool)
 		}
 		defer unlock()
 	}
+	ledger, err := ReadLedger(src)
+	if err != nil {
+		return 0, 0, err
+	}
+	inLedger := map[string]bool{}
+	for _, e := range ledger {
+		inLedger[e.SHA256] = true
+	}
 	tmp := filepath.Clean(cfg.DuckDB.TempDirectory)
 	var files int
 	var size int64
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -276,7 +294,10 @@ func seedScratchStaging(ctx context.Context, cfg *Config, dst string, wait bool)
 		if err != nil {
 			return err
 		}
-		if strings.HasSuffix(name, ".parquet") {
+		if sha, ok := strings.CutSuffix(name, ".parquet"); ok {
+			if !inLedger[sha] {
+				return nil // a leftover of an interrupted run: never read
+			}
 			err = os.Link(path, target)
 		} else {
 			err = errors.New("copy")
