@@ -602,14 +602,18 @@ func (p *PreflightReport) WriteMarkdown(w io.Writer) {
 	for _, s := range p.Steps {
 		fmt.Fprintf(w, "## %d. %s: %s\n\n", s.No, s.Name, s.Status)
 		for _, e := range s.Evidence {
-			fmt.Fprintf(w, "- %s\n", mdEscape(e))
+			if sub, ok := strings.CutPrefix(e, "  "); ok {
+				fmt.Fprintf(w, "  - %s\n", mdEscape(sub))
+			} else {
+				fmt.Fprintf(w, "- %s\n", mdEscape(e))
+			}
 		}
 		if s.Remedy != "" && s.Status != PreflightPass {
 			fmt.Fprintf(w, "\n**Remedy:** %s\n", mdEscape(s.Remedy))
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Sign-off: ______________________ (billing admin)   Date: __________\n")
+	fmt.Fprintf(w, "Reviewed by (billing admin): ..............................   Date: ..............\n")
 }
 
 func mdStatus(s string) string {
