@@ -216,7 +216,10 @@ func Preflight(ctx context.Context, cfg *Config, opt PreflightOptions) (*Preflig
 		pr.checkLineFormat, pr.checkExports, pr.checkErrorQueue, pr.checkReconciliation, pr.checkMonitoring,
 	}
 	for i, c := range checks {
-		if err := c(ctx); err != nil {
+		t0 := time.Now()
+		err := c(ctx)
+		log.Info("preflight check", "step", i+1, "seconds", time.Since(t0).Round(time.Millisecond).Seconds())
+		if err != nil {
 			return nil, fmt.Errorf("preflight step %d (%s): %w", i+1, PreflightStepNames[i], err)
 		}
 	}
@@ -399,7 +402,9 @@ func (pr *preflightRun) runJob(ctx context.Context) error {
 				return fmt.Errorf("work folder: %w", err)
 			}
 		}
+		t0 := time.Now()
 		err := s.Run(ctx, r)
+		pr.opt.Log.Info("preflight stage", "stage", s.String(), "seconds", time.Since(t0).Round(time.Millisecond).Seconds())
 		if errors.Is(err, ErrSkip) {
 			pr.skipped[s.String()] = err.Error()
 			continue
