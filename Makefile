@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X cdrbill/jobs.Version=$(VERSION) -X cdrbill/jobs.Commit=$(COMMIT)
 DEMO    := fixtures/demo/cdrbill.toml
 
-.PHONY: build test demo lint clean
+.PHONY: build test demo lint bench clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/cdrbill .
@@ -20,6 +20,12 @@ demo: build
 	./bin/cdrbill --config $(DEMO) run --period 2025-10; status=$$?; \
 	  if [ $$status -gt 3 ] || [ $$status -eq 1 ] || [ $$status -eq 2 ]; then exit $$status; fi
 	@echo "demo outputs: output/2025-10/"
+
+# make bench ROWS=N [BENCH_DIR=path]: N synthetic CDRs through the full nightly run, per-stage
+# rows/s and peak RSS, against DuckDB's CSV-to-Parquet floor on the same files.
+ROWS ?= 1000000
+bench: build
+	./bin/cdrbill bench --rows $(ROWS) $(if $(BENCH_DIR),--dir $(BENCH_DIR))
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed: $$out"; exit 1; fi

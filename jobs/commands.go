@@ -4,5 +4,5 @@ import "github.com/urfave/cli/v3"
 
 // commands lists the commands in the order --help shows them.
 func commands() []*cli.Command {
-	return []*cli.Command{runCommand(), traceCommand(), preflightCommand(), reconcileCommand(), scheduleCommand(), versionCommand()}
+	return []*cli.Command{runCommand(), traceCommand(), preflightCommand(), reconcileCommand(), scheduleCommand(), benchCommand(), versionCommand()}
 }
