@@ -100,7 +100,10 @@ func (pr *preflightRun) checkEntities(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(idle) > 0 {
+	switch {
+	case len(idle) > preflightFirst:
+		st.add("%d customers with no rated usage in %s (no invoice): %s, ...", len(idle), pr.period, strings.Join(idle[:preflightFirst], ", "))
+	case len(idle) > 0:
 		st.add("customers with no rated usage in %s (no invoice): %s", pr.period, strings.Join(idle, ", "))
 	}
 	_ = mapped
@@ -529,7 +532,12 @@ func (pr *preflightRun) checkTax(ctx context.Context) error {
 	var none, federalOnly int
 	err := pr.rows(ctx, `
 		WITH j AS (
-		    SELECT jurisdiction, string_agg(DISTINCT company_identifier, ', ' ORDER BY company_identifier) AS companies
+		    SELECT jurisdiction,
+		           CASE WHEN count(DISTINCT company_identifier) <= 3
+		                THEN string_agg(DISTINCT company_identifier, ', ' ORDER BY company_identifier)
+		                ELSE CAST(count(DISTINCT company_identifier) AS VARCHAR) || ' customers: '
+		                     || array_to_string(list_slice(list_sort(list(DISTINCT company_identifier)), 1, 3), ', ') || ', ...'
+		           END AS companies
 		    FROM ref_customers
 		    WHERE effective_from <= getvariable('period_to') AND (effective_to IS NULL OR effective_to >= getvariable('period_from'))
 		    GROUP BY jurisdiction
@@ -621,7 +629,12 @@ func (pr *preflightRun) checkLineFormat(ctx context.Context) error {
 		return nil
 	}
 	var overrides []string
-	err := pr.rows(ctx, `SELECT invoice_mode, string_agg(DISTINCT company_identifier, ', ' ORDER BY company_identifier)
+	err := pr.rows(ctx, `SELECT invoice_mode,
+			CASE WHEN count(DISTINCT company_identifier) <= 3
+			     THEN string_agg(DISTINCT company_identifier, ', ' ORDER BY company_identifier)
+			     ELSE CAST(count(DISTINCT company_identifier) AS VARCHAR) || ' customers: '
+			          || array_to_string(list_slice(list_sort(list(DISTINCT company_identifier)), 1, 3), ', ') || ', ...'
+			END
 		FROM ref_customers WHERE invoice_mode IS NOT NULL AND invoice_mode <> getvariable('invoice_mode')
 		  AND effective_from <= getvariable('period_to') AND (effective_to IS NULL OR effective_to >= getvariable('period_from'))
 		GROUP BY 1 ORDER BY 1`, func(rows *sql.Rows) error {
