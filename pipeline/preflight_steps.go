@@ -47,16 +47,19 @@ func (pr *preflightRun) checkEntities(ctx context.Context) error {
 	if !pr.ready(1, "rate") {
 		return nil
 	}
-	var cdrs, accounts, mapped, companies int64
+	var cdrs, accounts, unmapped, companies int64
 	err := pr.r.DB.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM staged_cdrs), (SELECT count(DISTINCT account) FROM staged_cdrs),
-		(SELECT count(DISTINCT account) FROM rated_usage), (SELECT count(DISTINCT company_id) FROM rated_usage)`).
-		Scan(&cdrs, &accounts, &mapped, &companies)
+		(SELECT count(*) FROM rating_errors WHERE kind = 'unmapped_account'),
+		(SELECT count(DISTINCT company_id) FROM (SELECT company_id FROM rated_usage
+		     UNION ALL SELECT c.company_id FROM rating_errors e JOIN ref_customers c ON c.account = e.account
+		     WHERE e.kind <> 'unmapped_account'))`).
+		Scan(&cdrs, &accounts, &unmapped, &companies)
 	if err != nil {
 		return err
 	}
 	st.add("%d CDRs staged for %s from %d accounts; %d CDRs' accounts map to %d ConnectWise companies (customers.csv)",
-		cdrs, pr.period, accounts, cdrs-pr.count(ctx, "SELECT count(*) FROM rating_errors WHERE kind = 'unmapped_account'"), companies)
+		cdrs, pr.period, accounts, cdrs-unmapped, companies)
 	if cdrs == 0 {
 		st.raise(PreflightWarn, fmt.Sprintf("No CDR is staged for %s: drop a month of CDR files into the sources' folders and rerun.", pr.period))
 	}
@@ -106,7 +109,6 @@ func (pr *preflightRun) checkEntities(ctx context.Context) error {
 	case len(idle) > 0:
 		st.add("customers with no rated usage in %s (no invoice): %s", pr.period, strings.Join(idle, ", "))
 	}
-	_ = mapped
 	// ConnectWise's limits and one identity per company (DOMAIN.md: company identifier ≤ 30, name ≤ 50)
 	var clash int
 	err = pr.rows(ctx, `SELECT company_id, string_agg(DISTINCT company_identifier, ', ' ORDER BY company_identifier),
@@ -150,15 +152,6 @@ func (pr *preflightRun) checkEntities(ctx context.Context) error {
 		st.raise(PreflightWarn, "Use the company identifier and name exactly as ConnectWise has them.")
 	}
 	return nil
-}
-
-// count runs a count query; -1 on error.
-func (pr *preflightRun) count(ctx context.Context, q string, args ...any) int64 {
-	var n int64
-	if err := pr.r.DB.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-		return -1
-	}
-	return n
 }
 
 // Step 2: every rated product maps to a catalog identifier; the fallback SKU is in the catalog.
