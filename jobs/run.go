@@ -81,6 +81,9 @@ func runJob(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period 
 		return err
 	}
 	defer r.Close()
+	if isTerminal(cmd.Root().Writer) {
+		r.Progress = cmd.Root().Writer
+	}
 	log.Info("run started", "run", r.ID, "command", name, "period", period.Month, "config", cfg.File)
 	err = pipeline.Execute(ctx, r, stages)
 	if err == nil && report != nil {
