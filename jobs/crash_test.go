@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"cdrbill/pipeline"
+	"cdrbill/pipeline/testkit"
 )
 
 // The kill test: the real binary (the test binary under the name cdrbill, see TestMain) is
@@ -139,7 +140,7 @@ func checkLedger(t *testing.T, dir string, want int) {
 func checkUniqueCDRs(t *testing.T, dir string) {
 	t.Helper()
 	seen := map[string]bool{}
-	for _, row := range readCSV(t, filepath.Join(dir, "output", "2025-10", "usage_detail.csv")) {
+	for _, row := range rowsOf(testkit.ReadCSV(t, filepath.Join(dir, "output", "2025-10", "usage_detail.csv"))) {
 		if seen[row["cdr_id"]] {
 			t.Errorf("cdr %s billed twice", row["cdr_id"])
 		}
@@ -168,7 +169,7 @@ func TestKillAndRecover(t *testing.T) {
 	}
 	// the uninterrupted run
 	ref := t.TempDir()
-	refCfg := copyDemo(t, ref)
+	refCfg := testkit.CopyDemo(t, ref)
 	if code, _, stderr := runCLI(t, "--config", refCfg, "run", "--period", "2025-10"); code != ExitReview {
 		t.Fatalf("uninterrupted run: exit %d\n%s", code, stderr)
 	}
@@ -179,7 +180,7 @@ func TestKillAndRecover(t *testing.T) {
 	for _, point := range points {
 		t.Run(point, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := copyDemo(t, dir)
+			cfg := testkit.CopyDemo(t, dir)
 			if code := crashRun(t, point, "--config", cfg, "run", "--period", "2025-10"); code != 137 {
 				t.Fatalf("crash at %s: exit %d, want 137 (the hook did not fire)", point, code)
 			}
@@ -205,7 +206,7 @@ func TestKillBetweenPublishRenames(t *testing.T) {
 		t.Skip("runs the binary")
 	}
 	ref := t.TempDir()
-	refCfg := copyDemo(t, ref)
+	refCfg := testkit.CopyDemo(t, ref)
 	runCLI(t, "--config", refCfg, "run", "--period", "2025-10")
 	addLateFile(t, ref)
 	if code, _, stderr := runCLI(t, "--config", refCfg, "run", "--period", "2025-10"); code != ExitReview {
@@ -217,7 +218,7 @@ func TestKillBetweenPublishRenames(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	cfg := copyDemo(t, dir)
+	cfg := testkit.CopyDemo(t, dir)
 	runCLI(t, "--config", cfg, "run", "--period", "2025-10")
 	addLateFile(t, dir)
 	if code := crashRun(t, "publish-swap", "--config", cfg, "run", "--period", "2025-10"); code != 137 {

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"cdrbill/pipeline/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestDiskFullAndReadOnlyOutput(t *testing.T) {
 		t.Skip("needs root to mount a 1 MiB tmpfs as the output folder")
 	}
 	dir := t.TempDir()
-	cfg := copyDemo(t, dir)
+	cfg := testkit.CopyDemo(t, dir)
 	out := filepath.Join(dir, "output")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)

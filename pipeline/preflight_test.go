@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cdrbill/pipeline/testkit"
 	"context"
 	"fmt"
 	"io"
@@ -21,35 +22,6 @@ import (
 // pfNow is the preflight tests' clock: two days after the demo period, before a cutover on
 // 2025-11-01 + 90 days.
 var pfNow = time.Date(2025, 11, 3, 12, 0, 0, 0, time.UTC)
-
-// pfCopyDemo copies fixtures/demo (without staging) to dir/fixtures/demo and returns the config
-// path; the demo config's output folder is then dir/output.
-func pfCopyDemo(t testing.TB, dir string) string {
-	t.Helper()
-	src := filepath.Join("..", "fixtures", "demo")
-	dst := filepath.Join(dir, "fixtures", "demo")
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() && (rel == "staging" || rel == "output") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dst, "cdrbill.toml")
-}
 
 // pfLoadConfig reads a config as the CLI does (strict keys, defaults, validation).
 func pfLoadConfig(t testing.TB, path string) *Config {
@@ -110,7 +82,7 @@ var (
 // posted invoices equal to what the job rates: every step passes. It returns the config path.
 func pfCleanFixture(t testing.TB) string {
 	t.Helper()
-	cfgPath := pfCopyDemo(t, t.TempDir())
+	cfgPath := testkit.CopyDemo(t, t.TempDir())
 	dir := filepath.Dir(cfgPath)
 	pfEdit(t, filepath.Join(dir, "inbox", "pbx1", "cdrs-2025-10-a.csv"), func(s string) string {
 		lines := strings.SplitAfter(s, "\n")
@@ -399,7 +371,7 @@ func pfSameTree(t *testing.T, what string, before, after map[string][]byte) {
 // runs.csv and the inbox are byte-identical afterwards.
 func TestPreflightReadOnly(t *testing.T) {
 	ctx := context.Background()
-	cfgPath := pfCopyDemo(t, t.TempDir())
+	cfgPath := testkit.CopyDemo(t, t.TempDir())
 	cfg := pfLoadConfig(t, cfgPath)
 	p, _ := ParsePeriod("2025-10")
 	unlock, err := Lock(ctx, cfg, false)
@@ -464,7 +436,7 @@ func TestPreflightReadOnly(t *testing.T) {
 // TestPreflightGolden: the demo's report (fresh demo, fixed clock) equals
 // fixtures/golden/preflight/demo (go test ./pipeline -run TestPreflightGolden -update rewrites it).
 func TestPreflightGolden(t *testing.T) {
-	cfgPath := pfCopyDemo(t, t.TempDir())
+	cfgPath := testkit.CopyDemo(t, t.TempDir())
 	rep := pfPreflight(t, cfgPath)
 	out := filepath.Join(filepath.Dir(cfgPath), "report")
 	if err := rep.WriteFiles(out); err != nil {
