@@ -19,7 +19,7 @@ type ClosedPeriodStage struct{}
 func (ClosedPeriodStage) String() string { return "closed_period" }
 
 func (ClosedPeriodStage) Run(ctx context.Context, r *Run) error {
-	files, err := LateFiles(r.Cfg, r.Period)
+	files, err := LateFiles(r.Cfg, r.Period, "")
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,9 @@ func (ClosedPeriodStage) Run(ctx context.Context, r *Run) error {
 // LateFiles lists the ledger's files with usage dates in the period that the period's current
 // version (output/YYYY-MM/manifest.json's inputs) does not include: all of them when the period
 // was never published.
-func LateFiles(cfg *Config, p Period) ([]LedgerEntry, error) {
+// Files already billed as late usage by a published period are left out, except by billingPeriod
+// (the period being rebuilt keeps the late usage it bills).
+func LateFiles(cfg *Config, p Period, billingPeriod string) ([]LedgerEntry, error) {
 	ledger, err := ReadLedger(cfg.Paths.Staging)
 	if err != nil {
 		return nil, err
@@ -73,10 +75,14 @@ func LateFiles(cfg *Config, p Period) ([]LedgerEntry, error) {
 			billed[in.SHA256] = true
 		}
 	}
+	billedLate, err := lateBilled(cfg)
+	if err != nil {
+		return nil, err
+	}
 	from, to := p.From.Format(time.DateOnly), p.To.Format(time.DateOnly)
 	var out []LedgerEntry
 	for _, e := range ledger {
-		if billed[e.SHA256] || e.RowsStaged == 0 || e.FirstUsageDate == "" {
+		if billed[e.SHA256] || billedLate[e.SHA256+"/"+p.Month] != "" && billedLate[e.SHA256+"/"+p.Month] != billingPeriod || e.RowsStaged == 0 || e.FirstUsageDate == "" {
 			continue
 		}
 		if e.FirstUsageDate <= to && e.LastUsageDate >= from {

@@ -50,7 +50,7 @@ func (d Difference) cells() []string {
 // deltaKeys are the key columns of each output CSV (its grain).
 var deltaKeys = map[string][]string{
 	"usage_detail.csv":          {"cdr_id"},
-	"usage_summary.csv":         {"company_identifier", "product"},
+	"usage_summary.csv":         {"company_identifier", "product", "usage_period"},
 	"tax_lines.csv":             {"company_identifier", "jurisdiction", "tax_code"},
 	"connectwise_additions.csv": {"company/identifier", "product/identifier"},
 	"connectwise_invoices.csv":  {"invoiceNumber", "catalogItem/identifier"},

@@ -62,6 +62,7 @@ func PeriodStages(cfg *Config) []Stage {
 func BuildStages(cfg *Config) []Stage {
 	return []Stage{
 		StagingStage{},
+		LateUsageStage{},
 		RateStage{},
 		SummaryStage{},
 		TaxStage{},

@@ -23,7 +23,7 @@ var (
 		"destination", "matched_prefix", "product", "catalog_identifier", "duration", "billed_quantity", "amount",
 		"source_file", "source_line"}
 	UsageSummaryColumns = []string{"company_id", "company_identifier", "product", "catalog_identifier", "description",
-		"calls", "billed_quantity", "amount"}
+		"calls", "billed_quantity", "amount", "usage_period"}
 	TaxLinesColumns = []string{"company_identifier", "jurisdiction", "tax_code", "tax_name", "level", "taxable_base",
 		"tax_amount", "catalog_identifier", "note"}
 	ConnectWiseAdditionsColumns = []string{"agreement/id", "company/id", "company/identifier", "product/identifier",

@@ -41,6 +41,8 @@ type Run struct {
 	Review []ReviewItem
 	// Progress, when set (an interactive terminal), shows which stage is running.
 	Progress io.Writer
+	// LateInputs are the late usage files of closed periods that this period bills.
+	LateInputs []LateInput
 	// Published is the period folder the run published, or "" when nothing changed.
 	Published string
 }
