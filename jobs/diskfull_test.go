@@ -12,7 +12,7 @@ import (
 )
 
 // A disk that fills up, or turns read-only, in the middle of a run ends it with exit 1 and a
-// clear message; the published period stays exactly as it was, and the next run after the disk
+// clear message (Go's or DuckDB's wording, which capitalises it); the published period stays exactly as it was, and the next run after the disk
 // is fixed publishes normally. The output folder is a small tmpfs, so the test needs root (CI
 // and this project's machines run as root); elsewhere it is skipped with a message.
 func TestDiskFullAndReadOnlyOutput(t *testing.T) {
@@ -45,7 +45,7 @@ func TestDiskFullAndReadOnlyOutput(t *testing.T) {
 	filler := filepath.Join(out, "filler")
 	fill(t, filler, 16<<10)
 	code, _, stderr := runCLI(t, "--config", cfg, "run", "--period", "2025-10")
-	if code != ExitFailed || !strings.Contains(stderr, "no space left on device") {
+	if code != ExitFailed || !strings.Contains(strings.ToLower(stderr), "no space left on device") {
 		t.Fatalf("disk full: exit %d, want %d with 'no space left on device': %s", code, ExitFailed, stderr)
 	}
 	assertPublished(t, dir, published, "disk full")
@@ -56,7 +56,7 @@ func TestDiskFullAndReadOnlyOutput(t *testing.T) {
 		t.Fatalf("remount ro: %v %s", err, b)
 	}
 	code, _, stderr = runCLI(t, "--config", cfg, "run", "--period", "2025-10")
-	if code != ExitFailed || !strings.Contains(stderr, "read-only file system") {
+	if code != ExitFailed || !strings.Contains(strings.ToLower(stderr), "read-only file system") {
 		t.Fatalf("read-only: exit %d, want %d with 'read-only file system': %s", code, ExitFailed, stderr)
 	}
 	assertPublished(t, dir, published, "read-only")
