@@ -13,10 +13,9 @@ build:
 test:
 	$(GO) test -count=1 ./...
 
-# The demo starts from a clean staging and output so it always shows a first run; exit status 3
-# (published, items need review) is the demo's expected outcome: it contains bad rows on purpose.
+# Exit status 3 (published, items need review) is the demo's expected outcome: it contains bad rows
+# on purpose. A second `make demo` ingests nothing and publishes nothing; `make clean` starts over.
 demo: build
-	rm -rf fixtures/demo/staging output/2025-10 output/2025-10.versions output/runs.csv
 	./bin/cdrbill --config $(DEMO) run --period 2025-10; status=$$?; \
 	  if [ $$status -gt 3 ] || [ $$status -eq 1 ] || [ $$status -eq 2 ]; then exit $$status; fi
 	@echo "demo outputs: output/2025-10/"

@@ -4,5 +4,6 @@ import "github.com/urfave/cli/v3"
 
 // commands lists the commands in the order --help shows them.
 func commands() []*cli.Command {
-	return []*cli.Command{runCommand(), traceCommand(), reconcileCommand(), scheduleCommand(), benchCommand(), versionCommand()}
+	return []*cli.Command{runCommand(), rerunCommand(), traceCommand(), preflightCommand(), reconcileCommand(),
+		scheduleCommand(), benchCommand(), versionCommand()}
 }

@@ -2,10 +2,11 @@ package jobs
 
 import (
 	"bytes"
-	"encoding/csv"
+	"cdrbill/pipeline/testkit"
 	"encoding/json"
 	"flag"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,35 +17,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in fixtures/golden")
-
-// copyDemo copies fixtures/demo (without staging) to dir/fixtures/demo and returns the config
-// path; the demo config's output folder is then dir/output.
-func copyDemo(t *testing.T, dir string) string {
-	t.Helper()
-	src := filepath.Join("..", "fixtures", "demo")
-	dst := filepath.Join(dir, "fixtures", "demo")
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() && (rel == "staging" || rel == "output") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dst, "cdrbill.toml")
-}
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -88,7 +60,7 @@ func withoutRunSection(t *testing.T, b []byte) []byte {
 // fixtures/golden/demo (go test ./jobs -run TestDemoGolden -update rewrites them).
 func TestDemoGolden(t *testing.T) {
 	dir := t.TempDir()
-	cfg := copyDemo(t, dir)
+	cfg := testkit.CopyDemo(t, dir)
 	code, stdout, stderr := runCLI(t, "--config", cfg, "run", "--period", "2025-10")
 	if code != ExitReview {
 		t.Fatalf("exit %d, want %d (the demo has rows to review)\nstdout: %s\nstderr: %s", code, ExitReview, stdout, stderr)
@@ -140,29 +112,6 @@ func TestDemoGolden(t *testing.T) {
 	}
 }
 
-// readCSV reads an output CSV as header-keyed rows.
-func readCSV(t *testing.T, path string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var rows []map[string]string
-	for _, r := range recs[1:] {
-		m := map[string]string{}
-		for i, h := range recs[0] {
-			m[h] = r[i]
-		}
-		rows = append(rows, m)
-	}
-	return rows
-}
-
 // sumBy totals a money column per key column.
 func sumBy(t *testing.T, rows []map[string]string, key, amount string) map[string]string {
 	t.Helper()
@@ -195,7 +144,7 @@ func keys(m map[string]string) []string {
 // usage_summary, and every export file carries usage_summary + tax_lines per customer.
 func TestDemoInvariants(t *testing.T) {
 	dir := t.TempDir()
-	cfg := copyDemo(t, dir)
+	cfg := testkit.CopyDemo(t, dir)
 	if code, _, stderr := runCLI(t, "--config", cfg, "run", "--period", "2025-10"); code != ExitReview {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -225,10 +174,10 @@ func TestDemoInvariants(t *testing.T) {
 
 	// usage_detail per customer × product, rounded half-up to cents, equals usage_summary.
 	detail := map[string]decimal.Decimal{}
-	for _, r := range readCSV(t, filepath.Join(out, "usage_detail.csv")) {
+	for _, r := range rowsOf(testkit.ReadCSV(t, filepath.Join(out, "usage_detail.csv"))) {
 		detail[r["company_identifier"]+"/"+r["product"]] = detail[r["company_identifier"]+"/"+r["product"]].Add(decimal.RequireFromString(r["amount"]))
 	}
-	summary := readCSV(t, filepath.Join(out, "usage_summary.csv"))
+	summary := rowsOf(testkit.ReadCSV(t, filepath.Join(out, "usage_summary.csv")))
 	if len(summary) != len(detail) {
 		t.Errorf("usage_summary has %d lines, usage_detail %d customer × product groups", len(summary), len(detail))
 	}
@@ -244,41 +193,41 @@ func TestDemoInvariants(t *testing.T) {
 		want[tot.CompanyIdentifier] = tot.Total
 	}
 	// summary + tax from the files themselves
-	fromFiles := sumBy(t, append(summary, renameCol(readCSV(t, filepath.Join(out, "tax_lines.csv")), "tax_amount", "amount")...), "company_identifier", "amount")
-	if !equalMaps(fromFiles, want) {
+	fromFiles := sumBy(t, append(summary, renameCol(rowsOf(testkit.ReadCSV(t, filepath.Join(out, "tax_lines.csv"))), "tax_amount", "amount")...), "company_identifier", "amount")
+	if !maps.Equal(fromFiles, want) {
 		t.Errorf("usage_summary + tax_lines %v != manifest totals %v", fromFiles, want)
 	}
-	invoices := readCSV(t, filepath.Join(out, "connectwise_invoices.csv"))
+	invoices := rowsOf(testkit.ReadCSV(t, filepath.Join(out, "connectwise_invoices.csv")))
 	company := map[string]string{}
 	for _, r := range invoices {
 		company[r["invoiceNumber"]] = r["company/identifier"]
 		checkLine(t, "connectwise_invoices", r["quantity"], r["price"], r["extPrice"])
 	}
-	if got := sumBy(t, invoices, "company/identifier", "extPrice"); !equalMaps(got, want) {
+	if got := sumBy(t, invoices, "company/identifier", "extPrice"); !maps.Equal(got, want) {
 		t.Errorf("connectwise_invoices totals %v, want %v", got, want)
 	}
-	additions := readCSV(t, filepath.Join(out, "connectwise_additions.csv"))
+	additions := rowsOf(testkit.ReadCSV(t, filepath.Join(out, "connectwise_additions.csv")))
 	for i, r := range additions {
 		checkLine(t, "connectwise_additions", r["quantity"], r["unitPrice"], "")
 		additions[i]["ext"] = decimal.RequireFromString(r["quantity"]).Mul(decimal.RequireFromString(r["unitPrice"])).StringFixed(2)
 	}
-	if got := sumBy(t, additions, "company/identifier", "ext"); !equalMaps(got, want) {
+	if got := sumBy(t, additions, "company/identifier", "ext"); !maps.Equal(got, want) {
 		t.Errorf("connectwise_additions totals %v, want %v", got, want)
 	}
-	qb := readCSV(t, filepath.Join(out, "quickbooks_invoices.csv"))
+	qb := rowsOf(testkit.ReadCSV(t, filepath.Join(out, "quickbooks_invoices.csv")))
 	for i, r := range qb {
 		checkLine(t, "quickbooks_invoices", r["Item Quantity"], r["Item Rate"], r["Item Amount"])
 		qb[i]["company"] = company[r["Invoice no"]]
 	}
-	if got := sumBy(t, qb, "company", "Item Amount"); !equalMaps(got, want) {
+	if got := sumBy(t, qb, "company", "Item Amount"); !maps.Equal(got, want) {
 		t.Errorf("quickbooks_invoices totals %v, want %v", got, want)
 	}
-	xero := readCSV(t, filepath.Join(out, "xero_invoices.csv"))
+	xero := rowsOf(testkit.ReadCSV(t, filepath.Join(out, "xero_invoices.csv")))
 	for i, r := range xero {
 		xero[i]["company"] = company[r["*InvoiceNumber"]]
 		xero[i]["ext"] = decimal.RequireFromString(r["*Quantity"]).Mul(decimal.RequireFromString(r["*UnitAmount"])).StringFixed(2)
 	}
-	if got := sumBy(t, xero, "company", "ext"); !equalMaps(got, want) {
+	if got := sumBy(t, xero, "company", "ext"); !maps.Equal(got, want) {
 		t.Errorf("xero_invoices totals %v, want %v", got, want)
 	}
 }
@@ -303,14 +252,5 @@ func renameCol(rows []map[string]string, from, to string) []map[string]string {
 	return rows
 }
 
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
+// rowsOf drops ReadCSV's header.
+func rowsOf(_ []string, rows []map[string]string) []map[string]string { return rows }

@@ -35,9 +35,33 @@ func runCommand() *cli.Command {
 	}
 }
 
-// runNightly runs the nightly job: ingest, then build and publish the period.
+// runNightly runs the nightly job: ingest, then build and publish the period. Files it ingested
+// that carry usage of other periods already published (or closed) rebuild those periods too, so
+// late usage is never left unbilled silently: each gets a new version with its delta (or, when
+// closed, a review item). The exit status is the worst of them.
 func runNightly(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period pipeline.Period) error {
-	return runJob(ctx, cmd, cfg, period, "run", pipeline.NightlyStages(cfg), nil)
+	var runID string
+	remember := func(_ context.Context, r *pipeline.Run) error { runID = r.ID; return nil }
+	err := runJob(ctx, cmd, cfg, period, "run", pipeline.NightlyStages(cfg), remember)
+	if runID == "" || (err != nil && exitCode(err) != ExitReview) {
+		return err
+	}
+	others, touchErr := pipeline.TouchedPeriods(cfg, runID, period)
+	if touchErr != nil {
+		return touchErr
+	}
+	for _, p := range others {
+		if cfg.Closed(p.Month) {
+			fmt.Fprintf(cmd.Root().Writer, "late usage for %s, a closed period: not rewritten, listed for review\n", p.Month)
+		} else {
+			fmt.Fprintf(cmd.Root().Writer, "late usage for %s: rebuilding it\n", p.Month)
+		}
+		otherErr := runJob(ctx, cmd, cfg, p, "run", pipeline.PeriodStages(cfg), nil)
+		if otherErr != nil && (err == nil || exitCode(otherErr) != ExitReview) {
+			err = otherErr
+		}
+	}
+	return err
 }
 
 // runJob runs stages for one period under the data folder's lock, prints what was published and
@@ -57,6 +81,9 @@ func runJob(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period 
 		return err
 	}
 	defer r.Close()
+	if isTerminal(cmd.Root().Writer) {
+		r.Progress = cmd.Root().Writer
+	}
 	log.Info("run started", "run", r.ID, "command", name, "period", period.Month, "config", cfg.File)
 	err = pipeline.Execute(ctx, r, stages)
 	if err == nil && report != nil {

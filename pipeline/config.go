@@ -18,6 +18,7 @@ type Config struct {
 	Sources  []SourceConfig  `toml:"source"`
 	Monitor  MonitorSettings `toml:"monitoring"`
 	Tickets  Tickets         `toml:"tickets"`
+	Periods  Periods         `toml:"periods"` // ops (issue #9): closed periods
 
 	// File is the config file's absolute path; Dir its folder.
 	File string `toml:"-"`
@@ -169,6 +170,11 @@ func (c *Config) Validate() error {
 	if c.Invoices.TermsDays < 0 {
 		return fmt.Errorf("invoices.terms_days: must not be negative")
 	}
+	if c.Periods.ClosedThrough != "" {
+		if _, err := time.Parse("2006-01", c.Periods.ClosedThrough); err != nil {
+			return fmt.Errorf("periods.closed_through %q: want YYYY-MM", c.Periods.ClosedThrough)
+		}
+	}
 	if c.Monitor.Cutover != "" {
 		if _, err := time.Parse("2006-01-02", c.Monitor.Cutover); err != nil {
 			return fmt.Errorf("monitoring.cutover %q: want YYYY-MM-DD", c.Monitor.Cutover)
@@ -226,4 +232,17 @@ func oneOf(key, v string, allowed ...string) error {
 		}
 	}
 	return fmt.Errorf("%s %q: must be one of %v", key, v, allowed)
+}
+
+// --- ops (issue #9): closed periods ---
+
+// Periods closes billing periods: a period up to and including ClosedThrough (YYYY-MM) is never
+// rewritten; usage for it that arrives later is listed for review (see ClosedPeriodStage).
+type Periods struct {
+	ClosedThrough string `toml:"closed_through"`
+}
+
+// Closed reports whether a period (YYYY-MM) is closed.
+func (c *Config) Closed(month string) bool {
+	return c.Periods.ClosedThrough != "" && month <= c.Periods.ClosedThrough
 }

@@ -2,9 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/csv"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -116,27 +113,4 @@ func runInvoiceStages(t *testing.T, r *Run, export ExportStage) {
 	if err := export.Run(ctx, r); err != nil {
 		t.Fatalf("export: %v", err)
 	}
-}
-
-// readCSV reads an output file as header-keyed rows.
-func readCSV(t *testing.T, path string) ([]string, []map[string]string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", filepath.Base(path), err)
-	}
-	var rows []map[string]string
-	for _, rec := range recs[1:] {
-		m := map[string]string{}
-		for i, h := range recs[0] {
-			m[h] = rec[i]
-		}
-		rows = append(rows, m)
-	}
-	return recs[0], rows
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cdrbill/pipeline/testkit"
 	"encoding/csv"
 	"flag"
 	"os"
@@ -102,7 +103,7 @@ func TestExportHostileText(t *testing.T) {
 		}
 	}
 	// Numbers: E.164 numbers and amounts keep their sign and digits.
-	_, detail := readCSV(t, r.OutPath("usage_detail.csv"))
+	_, detail := testkit.ReadCSV(t, r.OutPath("usage_detail.csv"))
 	if detail[0]["destination"] != "+13055550123" || detail[0]["amount"] != "0.333" {
 		t.Errorf("usage_detail first row: destination %q amount %q", detail[0]["destination"], detail[0]["amount"])
 	}

@@ -62,6 +62,7 @@ func PeriodStages(cfg *Config) []Stage {
 func BuildStages(cfg *Config) []Stage {
 	return []Stage{
 		StagingStage{},
+		LateUsageStage{},
 		RateStage{},
 		SummaryStage{},
 		TaxStage{},
@@ -85,8 +86,15 @@ func RunNightly(ctx context.Context, r *Run) error {
 	return Execute(ctx, r, NightlyStages(r.Cfg))
 }
 
-// Execute runs stages for the run's period, starting from an empty work folder.
+// Execute runs stages for the run's period, starting from an empty work folder, after
+// recovering from an interrupted run (Recover). A closed period is never rebuilt (ClosedPeriodStage).
 func Execute(ctx context.Context, r *Run, stages []Stage) error {
+	if _, err := Recover(r.Cfg, r.WorkDir, r.Log); err != nil {
+		return err
+	}
+	if r.Cfg.Closed(r.Period.Month) && publishes(stages) {
+		stages = closedStages(stages)
+	}
 	if err := os.MkdirAll(r.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work folder: %w", err)
 	}

@@ -20,14 +20,16 @@ import (
 // run that made it. Everything but Run is a function of the inputs, so two runs on the same
 // inputs write the same manifest apart from Run.
 type Manifest struct {
-	Period    string            `json:"period"`
-	Reference []FileDigest      `json:"reference"`
-	Inputs    []InputFile       `json:"inputs"`
-	Counts    map[string]int64  `json:"counts"`
-	Totals    []CustomerTotal   `json:"totals"`
-	Outputs   []FileDigest      `json:"outputs"`
-	Versions  map[string]string `json:"versions"`
-	Run       ManifestRun       `json:"run"`
+	Period    string       `json:"period"`
+	Reference []FileDigest `json:"reference"`
+	Inputs    []InputFile  `json:"inputs"`
+	// LateInputs are files with late usage of closed periods billed in this period.
+	LateInputs []LateInput       `json:"late_inputs,omitempty"`
+	Counts     map[string]int64  `json:"counts"`
+	Totals     []CustomerTotal   `json:"totals"`
+	Outputs    []FileDigest      `json:"outputs"`
+	Versions   map[string]string `json:"versions"`
+	Run        ManifestRun       `json:"run"`
 }
 
 // FileDigest is a file and its SHA-256.
@@ -88,6 +90,7 @@ func (ManifestStage) Run(ctx context.Context, r *Run) error {
 		return err
 	}
 	m.Inputs = inputs
+	m.LateInputs = r.LateInputs
 	var duck string
 	if err := r.DB.QueryRowContext(ctx, "SELECT version()").Scan(&duck); err != nil {
 		return err

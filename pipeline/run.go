@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 )
@@ -36,6 +39,10 @@ type Run struct {
 	Counts map[string]int64
 	// Review lists what needs a person's attention; any item makes the exit status 3.
 	Review []ReviewItem
+	// Progress, when set (an interactive terminal), shows which stage is running.
+	Progress io.Writer
+	// LateInputs are the late usage files of closed periods that this period bills.
+	LateInputs []LateInput
 	// Published is the period folder the run published, or "" when nothing changed.
 	Published string
 }
@@ -101,10 +108,15 @@ func (r *Run) SetVariables(ctx context.Context) error {
 
 // RunStages runs the stages in order, logging each with its duration.
 func RunStages(ctx context.Context, r *Run, stages []Stage) error {
-	for _, s := range stages {
+	for i, s := range stages {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		crashPoint(s.String())
+		if r.Progress != nil {
+			fmt.Fprintf(r.Progress, "\r\033[K[%d/%d] %s %s…", i+1, len(stages), r.Period.Month, s)
+		}
+		before := maps.Clone(r.Counts)
 		t0 := time.Now()
 		err := s.Run(ctx, r)
 		if errors.Is(err, ErrSkip) {
@@ -114,7 +126,16 @@ func RunStages(ctx context.Context, r *Run, stages []Stage) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
-		r.Log.Info("stage done", "stage", s.String(), "seconds", time.Since(t0).Round(time.Millisecond).Seconds())
+		attrs := []any{"stage", s.String(), "seconds", time.Since(t0).Round(time.Millisecond).Seconds()}
+		for _, k := range slices.Sorted(maps.Keys(r.Counts)) {
+			if n := r.Counts[k] - before[k]; n != 0 {
+				attrs = append(attrs, k, n)
+			}
+		}
+		r.Log.Info("stage done", attrs...)
+	}
+	if r.Progress != nil {
+		fmt.Fprint(r.Progress, "\r\033[K")
 	}
 	return nil
 }

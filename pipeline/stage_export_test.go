@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"cdrbill/pipeline/testkit"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +39,7 @@ var exportFiles = []exportFile{
 // every row and returns the total per company identifier.
 func exportTotals(t *testing.T, r *Run, f exportFile, invoiceCompany map[string]string) map[string]string {
 	t.Helper()
-	_, rows := readCSV(t, r.OutPath(f.name))
+	_, rows := testkit.ReadCSV(t, r.OutPath(f.name))
 	sums := map[string]decimal.Decimal{}
 	for i, row := range rows {
 		for _, c := range f.exactlyTwoDecimals {
@@ -80,7 +82,7 @@ func twoDecimals(s string) bool {
 // checks every invoice has one company.
 func invoiceCompanies(t *testing.T, r *Run) map[string]string {
 	t.Helper()
-	_, rows := readCSV(t, r.OutPath("connectwise_invoices.csv"))
+	_, rows := testkit.ReadCSV(t, r.OutPath("connectwise_invoices.csv"))
 	m := map[string]string{}
 	for _, row := range rows {
 		num, company := row["invoiceNumber"], row["company/identifier"]
@@ -118,18 +120,6 @@ func expectedTotals(t *testing.T, r *Run, where string) map[string]string {
 	return m
 }
 
-func sameMap(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // TestExportTotals checks the contract's invariant on each export file, in summary and detail
 // mode, with customers held back (default) or flagged: per customer the file totals equal
 // usage_summary + tax_lines (hand-computed here), and quantity × price = amount on every line.
@@ -161,7 +151,7 @@ func TestExportTotals(t *testing.T) {
 			if c.stage.FlagErrors {
 				where = "true"
 			}
-			if got := expectedTotals(t, r, where); !sameMap(got, c.want) {
+			if got := expectedTotals(t, r, where); !maps.Equal(got, c.want) {
 				t.Fatalf("usage_summary + tax_lines = %v, hand-computed %v", got, c.want)
 			}
 			inv := invoiceCompanies(t, r)
@@ -170,7 +160,7 @@ func TestExportTotals(t *testing.T) {
 				if f.name == "connectwise_additions.csv" {
 					want = c.wantAddition
 				}
-				if got := exportTotals(t, r, f, inv); !sameMap(got, want) {
+				if got := exportTotals(t, r, f, inv); !maps.Equal(got, want) {
 					t.Errorf("%s totals = %v, want %v", f.name, got, want)
 				}
 			}
@@ -228,7 +218,7 @@ func TestUnmappedProduct(t *testing.T) {
 	createInvoiceInputs(t, r)
 	runInvoiceStages(t, r, ExportStage{})
 
-	_, summary := readCSV(t, r.OutPath("usage_summary.csv"))
+	_, summary := testkit.ReadCSV(t, r.OutPath("usage_summary.csv"))
 	skus := map[string]string{}
 	for _, row := range summary {
 		skus[row["company_identifier"]+"/"+row["product"]] = row["catalog_identifier"]
@@ -239,7 +229,7 @@ func TestUnmappedProduct(t *testing.T) {
 			t.Errorf("%s catalog_identifier = %q, want %q", k, skus[k], want)
 		}
 	}
-	header, errs := readCSV(t, r.OutPath("errors/export_errors.csv"))
+	header, errs := testkit.ReadCSV(t, r.OutPath("errors/export_errors.csv"))
 	if strings.Join(header, ",") != "kind,account,key,detail,source_file,source_line,count" {
 		t.Errorf("export_errors header %v", header)
 	}
@@ -270,7 +260,7 @@ func TestUnmappedProduct(t *testing.T) {
 		t.Errorf("review = %s, want %s", g, wantReview)
 	}
 	// The unmapped product's line is on the invoice, at the fallback SKU.
-	_, lines := readCSV(t, r.OutPath("connectwise_invoices.csv"))
+	_, lines := testkit.ReadCSV(t, r.OutPath("connectwise_invoices.csv"))
 	found := false
 	for _, l := range lines {
 		found = found || (l["company/identifier"] == "ACME" && l["catalogItem/identifier"] == "USAGE-OTHER" && l["extPrice"] == "2.51")
@@ -286,7 +276,7 @@ func TestTickets(t *testing.T) {
 	r.Cfg.Paths.Staging = t.TempDir()
 	createInvoiceInputs(t, r)
 	runInvoiceStages(t, r, ExportStage{TicketBoard: "Billing Ops"})
-	_, tickets := readCSV(t, r.OutPath("errors/tickets.csv"))
+	_, tickets := testkit.ReadCSV(t, r.OutPath("errors/tickets.csv"))
 	var got []string
 	for _, tk := range tickets {
 		got = append(got, tk["summary"]+" | "+tk["company/identifier"]+" | "+tk["board/name"]+" | "+tk["source_lines"])
@@ -321,7 +311,7 @@ func TestInvoiceNumbersAcrossRuns(t *testing.T) {
 	}
 	check := func(label string, got map[string]string, want map[string]string) {
 		t.Helper()
-		if !sameMap(got, want) {
+		if !maps.Equal(got, want) {
 			t.Errorf("%s: invoices %v, want %v", label, got, want)
 		}
 	}
@@ -424,7 +414,7 @@ func TestExportNothingToBill(t *testing.T) {
 	mustExec(t, r, "DROP TABLE ingest_rejects") // a rerun from staging has none
 	runInvoiceStages(t, r, ExportStage{})
 	for _, name := range invoiceOutputs {
-		_, rows := readCSV(t, r.OutPath(name))
+		_, rows := testkit.ReadCSV(t, r.OutPath(name))
 		if len(rows) != 0 {
 			t.Errorf("%s has %d rows, want none", name, len(rows))
 		}

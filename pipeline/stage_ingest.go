@@ -287,6 +287,7 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		return entry, fmt.Errorf("row accounting broken for %s: read %d != staged %d + rejected %d + duplicate %d + not billed %d",
 			rel, e.RowsRead, e.RowsStaged, e.RowsRejected, e.RowsDuplicate, e.RowsNotBilled)
 	}
+	crashPoint("ingest-ledger")
 	if err := appendLedger(r.Cfg.Paths.Staging, e); err != nil {
 		return entry, err
 	}

@@ -21,7 +21,8 @@
 -- detail_template, which defaults to it):
 --   {description} products.csv description (the product code when unmapped); tax lines: tax_name
 --   {product} rated product code (tax lines: tax_code)   {catalog_identifier} ConnectWise SKU
---   {from} {to}   ISO dates: the period's first and last day (detail lines: the call's usage date)
+--   {from} {to}   ISO dates: the period's first and last day (late usage of a closed period: that
+--                 month's; detail lines: the call's usage date)
 --   {period}      YYYY-MM
 --   {quantity}    billed quantity: minutes for voice (seconds / 60), MB for data (bytes / 10^6),
 --                 with thousands separators and at most 2 decimals (half-up), e.g. 1,234 or 20.5
@@ -61,23 +62,24 @@ summary_lines AS (
     SELECT s.company_id, s.company_identifier, s.company_name, s.agreement_id, 'usage' AS kind,
            s.product, s.catalog_identifier,
            invoice_describe_summary(s.description, s.product,
-                            s.catalog_identifier, getvariable('period_from'), getvariable('period_to'),
+                            s.catalog_identifier, s.usage_from, s.usage_to,
                             s.usage_type, invoice_quantity_text(s.usage_type, s.billed_quantity), s.calls,
                             NULL, NULL, NULL::TIMESTAMP) AS description,
            s.amount, s.taxable, s.gl_account,
-           1 AS sort_group, NULL::TIMESTAMP AS sort_start, '' AS sort_id
+           1 AS sort_group, NULL::TIMESTAMP AS sort_start, s.usage_period AS sort_id
     FROM usage_summary s
     WHERE s.invoice_mode <> 'detail'
 ),
 detail_units AS (
     SELECT u.cdr_id, u.start_utc, u.usage_date, u.origin, u.destination, u.usage_type,
            u.billed_quantity, s.company_id, s.company_identifier, s.company_name, s.agreement_id,
-           s.product, s.catalog_identifier, s.description AS product_description, s.taxable,
+           s.product, s.usage_period, s.catalog_identifier, s.description AS product_description, s.taxable,
            s.gl_account, invoice_quantity_text(u.usage_type, u.billed_quantity) AS quantity_text,
            CAST(s.amount * 100 AS HUGEINT) AS summary_cents,
            CAST(CAST(u.amount AS DECIMAL(18, 6)) * 1000000 AS HUGEINT) AS micro
     FROM rated_usage u
     JOIN usage_summary s ON s.company_id = u.company_id AND s.product = u.product
+        AND s.usage_period = strftime(u.usage_date, '%Y-%m')
     WHERE s.invoice_mode = 'detail'
 ),
 detail_floor AS (
@@ -88,10 +90,10 @@ detail_floor AS (
 detail_ranked AS (
     SELECT *,
            micro - floor_cents * 10000 AS dropped,
-           summary_cents - sum(floor_cents) OVER (PARTITION BY company_id, product) AS leftover,
-           row_number() OVER (PARTITION BY company_id, product
+           summary_cents - sum(floor_cents) OVER (PARTITION BY company_id, product, usage_period) AS leftover,
+           row_number() OVER (PARTITION BY company_id, product, usage_period
                               ORDER BY micro - floor_cents * 10000 DESC, cdr_id) AS rank_up,
-           row_number() OVER (PARTITION BY company_id, product
+           row_number() OVER (PARTITION BY company_id, product, usage_period
                               ORDER BY micro - floor_cents * 10000, cdr_id DESC) AS rank_down
     FROM detail_floor
 ),

@@ -1,6 +1,8 @@
 -- invoice_usage_summary: rated usage rolled up per customer and product, mapped onto the catalog.
 -- reads: rated_usage, ref_products, getvariable('fallback_sku'), getvariable('invoice_mode').
--- writes: usage_summary (grain: company_id × product; columns in TABLES.md).
+-- writes: usage_summary (grain: company_id × product × usage_period; columns in TABLES.md).
+-- usage_period is the period itself, or an earlier closed month whose late usage this period bills
+-- (pipeline.LateUsageStage) on a line of its own, dated usage_from .. usage_to.
 -- amount = Σ rated_usage.amount (exact, at the plans' decimals) rounded once, half-up, to 2
 -- decimals. catalog_identifier = products.csv's catalog_identifier, or the fallback SKU when the
 -- product has no row or an empty catalog_identifier (listed as unmapped_product by the export).
@@ -20,13 +22,15 @@ WITH company AS (
     GROUP BY company_id
 ),
 usage AS (
-    SELECT company_id, product,
+    SELECT company_id, product, strftime(usage_date, '%Y-%m') AS usage_period,
            min(usage_type) AS usage_type,
            count(*) AS calls,
            sum(billed_quantity)::BIGINT AS billed_quantity,
-           half_up_2(sum(amount)) AS amount
+           half_up_2(sum(amount)) AS amount,
+           CAST(date_trunc('month', min(usage_date)) AS DATE) AS usage_from,
+           last_day(min(usage_date)) AS usage_to
     FROM rated_usage
-    GROUP BY company_id, product
+    GROUP BY company_id, product, usage_period
 )
 SELECT c.company_id, c.company_identifier, c.company_name, c.agreement_id, c.jurisdiction,
        c.invoice_mode, u.product,
@@ -42,8 +46,8 @@ SELECT c.company_id, c.company_identifier, c.company_name, c.agreement_id, c.jur
                 (SELECT min(nullif(trim(g.gl_account), '')) FROM ref_products g
                  WHERE g.catalog_identifier = coalesce(nullif(trim(p.catalog_identifier), ''),
                                                        getvariable('fallback_sku')))) AS gl_account,
-       u.usage_type, u.calls, u.billed_quantity, u.amount
+       u.usage_type, u.calls, u.billed_quantity, u.amount, u.usage_period, u.usage_from, u.usage_to
 FROM usage u
 JOIN company c USING (company_id)
 LEFT JOIN ref_products p ON p.product = u.product
-ORDER BY c.company_id, u.product;
+ORDER BY c.company_id, u.product, u.usage_period;

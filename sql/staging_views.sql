@@ -5,7 +5,9 @@
 --         table ingest_files (this run's unreadable files).
 -- Writes: view staged_cdrs (grain: unique staged CDR, cdr_id, usage_date in the period);
 --         view ingest_rejects (grain: rejected input row, or unreadable file with source_line 0).
-CREATE OR REPLACE VIEW staged_cdrs AS
+-- staged_cdrs_from(files): the staged CDR columns of TABLES.md from a list of staged Parquet files
+-- (also used by pipeline.LateUsageStage for late usage of closed periods).
+CREATE OR REPLACE MACRO staged_cdrs_from(files) AS TABLE
 SELECT
     cdr_id,
     source,
@@ -23,7 +25,10 @@ SELECT
     source_file,
     source_line::BIGINT AS source_line,
     file_sha256
-FROM read_parquet('{{staged_cdr_files}}', hive_partitioning = false)
+FROM read_parquet(files, hive_partitioning = false);
+
+CREATE OR REPLACE VIEW staged_cdrs AS
+SELECT * FROM staged_cdrs_from('{{staged_cdr_files}}')
 WHERE usage_date BETWEEN getvariable('period_from') AND getvariable('period_to');
 
 CREATE OR REPLACE VIEW ingest_rejects AS

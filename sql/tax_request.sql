@@ -52,7 +52,10 @@ GROUP BY s.company_id, s.company_identifier, s.summary_jurisdiction;
 
 CREATE OR REPLACE TEMP TABLE tax_request_charges AS
 WITH lines AS (
-    SELECT company_id, product, tax_class, amount FROM usage_summary WHERE taxable
+    -- late usage of a closed period (its own usage_summary line) is taxed with the period's
+    -- charges of the product, at the rates of the period's last segment
+    SELECT company_id, product, tax_class, sum(amount) AS amount
+    FROM usage_summary WHERE taxable GROUP BY company_id, product, tax_class
 ), rated AS (
     SELECT ru.company_id, ru.product, s.segment, sum(ru.amount) AS amount
     FROM rated_usage ru
