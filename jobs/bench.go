@@ -114,6 +114,9 @@ func bench(ctx context.Context, cmd *cli.Command, dir string, rows int, seed int
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if _, err := pipeline.ApplyLimits(cfg); err != nil {
+		return err
+	}
 	pipeline.ResetPeakRSS()
 	runStart := time.Now()
 	r, err := pipeline.NewRun(ctx, cfg, period, log)

@@ -76,6 +76,9 @@ func runJob(ctx context.Context, cmd *cli.Command, cfg *pipeline.Config, period 
 	defer unlock()
 	log := newLogger(cmd.Root().ErrWriter)
 	pipeline.CdrbillVersion = Version
+	if _, err := pipeline.ApplyLimits(cfg); err != nil {
+		return err
+	}
 	r, err := pipeline.NewRun(ctx, cfg, period, log)
 	if err != nil {
 		return err

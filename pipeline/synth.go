@@ -69,6 +69,7 @@ terms_days = 30
 
 [duckdb]
 memory_limit = "1GB"
+go_memory_limit = "768MiB"
 threads = 2
 temp_directory = "tmp"
 

@@ -51,8 +51,10 @@ SELECT s.cdr_id, s.account, s.usage_date, s.usage_type, s.direction, c.rate_plan
 FROM staged_cdrs s
 LEFT JOIN rating_minutes m ON m.utc_minute = date_trunc('minute', s.start_utc)
 LEFT JOIN rating_slots sl ON sl.local_isodow = m.local_isodow AND sl.local_minute = m.local_minute
+-- (coalesce, not `effective_to IS NULL OR …`: the OR made DuckDB plan a nested loop, 8 s of 9 at
+-- 200k calls)
 LEFT JOIN ref_customers c
        ON c.account = s.account
       AND c.effective_from <= s.usage_date
-      AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to)
+      AND s.usage_date <= coalesce(c.effective_to, DATE '9999-12-31')
 LEFT JOIN ref_plans p ON p.plan = c.rate_plan;

@@ -22,7 +22,7 @@ JOIN rating_call_rates n ON n.cdr_id = s.cdr_id
 JOIN ref_customers c
   ON c.account = s.account
  AND c.effective_from <= s.usage_date
- AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to)
+ AND s.usage_date <= coalesce(c.effective_to, DATE '9999-12-31')
 JOIN rating_heads h ON h.rate_id = n.rate_id
 JOIN rating_amounts a ON a.rate_id = n.rate_id AND a.quantity = n.quantity;
 
@@ -54,4 +54,4 @@ JOIN staged_cdrs s ON s.cdr_id = f.cdr_id
 LEFT JOIN ref_customers c
   ON c.account = s.account
  AND c.effective_from <= s.usage_date
- AND (c.effective_to IS NULL OR s.usage_date <= c.effective_to);
+ AND s.usage_date <= coalesce(c.effective_to, DATE '9999-12-31');
