@@ -83,15 +83,7 @@ func (asterisk) Parse(r io.Reader, opt Options, emit func(Record) error, reject 
 			continue
 		}
 		rec, bad := asteriskRow(f, opt)
-		if bad.Reason != "" {
-			bad.Line, bad.Raw = rr.Line.No, rr.Line.Text
-			if err := reject(bad); err != nil {
-				return err
-			}
-			continue
-		}
-		rec.Line = rr.Line.No
-		if err := emit(rec); err != nil {
+		if err := rr.deliver(rec, bad, emit, reject); err != nil {
 			return err
 		}
 	}

@@ -102,15 +102,7 @@ func (cucm) Parse(r io.Reader, opt Options, emit func(Record) error, reject func
 			continue
 		}
 		rec, bad := c.row(f, header, opt)
-		if bad.Reason != "" {
-			bad.Line, bad.Raw = rr.Line.No, rr.Line.Text
-			if err := reject(bad); err != nil {
-				return err
-			}
-			continue
-		}
-		rec.Line = rr.Line.No
-		if err := emit(rec); err != nil {
+		if err := rr.deliver(rec, bad, emit, reject); err != nil {
 			return err
 		}
 	}

@@ -87,15 +87,7 @@ func (generic) Parse(r io.Reader, opt Options, emit func(Record) error, reject f
 			return strings.TrimSpace(f[idx[i]])
 		}
 		rec, bad := genericRow(get, opt)
-		if bad.Reason != "" {
-			bad.Line, bad.Raw = rr.Line.No, rr.Line.Text
-			if err := reject(bad); err != nil {
-				return err
-			}
-			continue
-		}
-		rec.Line = rr.Line.No
-		if err := emit(rec); err != nil {
+		if err := rr.deliver(rec, bad, emit, reject); err != nil {
 			return err
 		}
 	}

@@ -215,6 +215,17 @@ func (rr *rowReader) next(reject func(Reject) error) ([]string, error) {
 
 // countReject is the reject of a row with the wrong number of fields; names are the columns
 // expected (nil when they have none).
+// deliver passes a parsed row on: the reject when the row is bad, else the record, both stamped
+// with the current line.
+func (rr *rowReader) deliver(rec Record, bad Reject, emit func(Record) error, reject func(Reject) error) error {
+	if bad.Reason != "" {
+		bad.Line, bad.Raw = rr.Line.No, rr.Line.Text
+		return reject(bad)
+	}
+	rec.Line = rr.Line.No
+	return emit(rec)
+}
+
 func (rr *rowReader) countReject(got int, want string) Reject {
 	reason := fmt.Sprintf("wrong column count: %d fields, want %s", got, want)
 	if !rr.Line.Terminated {
