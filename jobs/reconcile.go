@@ -22,11 +22,7 @@ func reconcileCommand() *cli.Command {
 			waitFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			period, err := periodFlag(cmd)
-			if err != nil {
-				return err
-			}
-			cfg, err := loadConfig(cmd)
+			cfg, period, err := configAndPeriod(cmd)
 			if err != nil {
 				return err
 			}

@@ -19,16 +19,9 @@ func runCommand() *cli.Command {
 			waitFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			period, err := periodFlag(cmd)
+			cfg, period, err := configAndPeriod(cmd)
 			if err != nil {
 				return err
-			}
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			if period.Month == "" {
-				period = pipeline.DefaultPeriod(time.Now(), cfg.Location)
 			}
 			return runNightly(ctx, cmd, cfg, period)
 		},
@@ -137,6 +130,24 @@ func reconcileCadenceLine(cfg *pipeline.Config, now time.Time) (string, error) {
 			cadence, lastText, pipeline.PeriodOf(time.Date(day.Year(), day.Month(), 0, 0, 0, 0, 0, time.UTC)).Month), nil
 	}
 	return fmt.Sprintf("reconcile: %s cadence, last %s, next due %s", cadence, lastText, next.Format(time.DateOnly)), nil
+}
+
+// configAndPeriod reads --period (a bad one is a usage error, reported before the config is
+// read), then the config; without --period the period is the one containing yesterday in the
+// billing zone.
+func configAndPeriod(cmd *cli.Command) (*pipeline.Config, pipeline.Period, error) {
+	period, err := periodFlag(cmd)
+	if err != nil {
+		return nil, period, err
+	}
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, period, err
+	}
+	if period.Month == "" {
+		period = pipeline.DefaultPeriod(time.Now(), cfg.Location)
+	}
+	return cfg, period, nil
 }
 
 // periodFlag reads --period; the zero Period means "not given".

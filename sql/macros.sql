@@ -55,3 +55,23 @@ CREATE OR REPLACE MACRO csv_field(s) AS
                   AND regexp_matches(s, '^[\t\n\v\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]'))
          THEN '"' || replace(s, '"', '""') || '"'
          ELSE s END;
+
+-- variance_percent(posted, rated): (posted − rated) / rated × 100, rounded half-up to 2 decimals
+-- in integer arithmetic (DECIMAL(38, 2)); NULL when rated is 0. Amounts have 2 decimals.
+CREATE OR REPLACE MACRO variance_percent(posted, rated) AS
+    CASE WHEN rated <> 0 THEN CAST(
+        CAST(round_ratio(CAST((posted - rated) * 100 AS HUGEINT) * 10000 * sign(CAST(rated * 100 AS HUGEINT)),
+                         abs(CAST(rated * 100 AS HUGEINT)), 'half_up') AS DECIMAL(38, 0))
+        * CAST(0.01 AS DECIMAL(3, 2)) AS DECIMAL(38, 2)) END;
+
+-- variance_status(has_posted, has_rated, rated, variance, percent): the reconciliation status of a
+-- row; exactly at the threshold (getvariable('variance_threshold_percent')) is ok, and a variance
+-- on a rated 0 is flagged.
+CREATE OR REPLACE MACRO variance_status(has_posted, has_rated, rated, variance, percent) AS
+    CASE
+        WHEN NOT has_posted THEN 'missing_posted'
+        WHEN NOT has_rated THEN 'unexpected_posted'
+        WHEN rated = 0 AND variance <> 0 THEN 'flagged'
+        WHEN abs(percent) > getvariable('variance_threshold_percent') THEN 'flagged'
+        ELSE 'ok'
+    END;

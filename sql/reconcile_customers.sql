@@ -51,11 +51,7 @@ joined AS (
 measured AS (
     SELECT *,
         (posted_total - rated_total)::DECIMAL(18, 2) AS variance_amount,
-        CASE WHEN rated_total <> 0 THEN
-            CAST(round_ratio(CAST((posted_total - rated_total) * 100 AS HUGEINT) * 10000 * sign(CAST(rated_total * 100 AS HUGEINT)),
-                             abs(CAST(rated_total * 100 AS HUGEINT)), 'half_up') AS DECIMAL(38, 0))
-            * CAST(0.01 AS DECIMAL(3, 2))
-        END AS variance_percent_raw
+        variance_percent(posted_total, rated_total) AS variance_percent
     FROM joined
 )
 SELECT
@@ -63,14 +59,8 @@ SELECT
     getvariable('period') AS period,
     rated_subtotal, posted_subtotal, rated_tax, posted_tax, rated_total, posted_total,
     variance_amount,
-    CAST(variance_percent_raw AS DECIMAL(38, 2)) AS variance_percent,
-    CASE
-        WHEN NOT has_posted THEN 'missing_posted'
-        WHEN NOT has_rated THEN 'unexpected_posted'
-        WHEN rated_total = 0 AND variance_amount <> 0 THEN 'flagged'
-        WHEN abs(variance_percent_raw) > getvariable('variance_threshold_percent') THEN 'flagged'
-        ELSE 'ok'
-    END AS status,
+    variance_percent,
+    variance_status(has_posted, has_rated, rated_total, variance_amount, variance_percent) AS status,
     invoice_numbers,
     company_id
 FROM measured;

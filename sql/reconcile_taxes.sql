@@ -80,22 +80,13 @@ joined AS (
 measured AS (
     SELECT *,
         (posted_tax - rated_tax)::DECIMAL(18, 2) AS variance_amount,
-        CASE WHEN rated_tax <> 0 THEN
-            CAST(round_ratio(CAST((posted_tax - rated_tax) * 100 AS HUGEINT) * 10000 * sign(CAST(rated_tax * 100 AS HUGEINT)),
-                             abs(CAST(rated_tax * 100 AS HUGEINT)), 'half_up') AS DECIMAL(38, 0))
-            * CAST(0.01 AS DECIMAL(3, 2))
-        END AS variance_percent_raw
+        variance_percent(posted_tax, rated_tax) AS variance_percent
     FROM joined
 )
 SELECT company_identifier, getvariable('period') AS period, catalog_identifier, rated_tax, posted_tax,
-       variance_amount, CAST(variance_percent_raw AS DECIMAL(38, 2)) AS variance_percent,
-       CASE
-           WHEN NOT has_posted AND rated_tax = 0 THEN 'ok'  -- an exemption's zero line posts nothing
-           WHEN NOT has_posted THEN 'missing_posted'
-           WHEN NOT has_rated THEN 'unexpected_posted'
-           WHEN rated_tax = 0 AND variance_amount <> 0 THEN 'flagged'
-           WHEN abs(variance_percent_raw) > getvariable('variance_threshold_percent') THEN 'flagged'
-           ELSE 'ok'
+       variance_amount, variance_percent,
+       CASE WHEN NOT has_posted AND rated_tax = 0 THEN 'ok'  -- an exemption's zero line posts nothing
+            ELSE variance_status(has_posted, has_rated, rated_tax, variance_amount, variance_percent)
        END AS status,
        invoice_numbers,
        company_id
