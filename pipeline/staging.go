@@ -318,7 +318,7 @@ func OpenStaging(ctx context.Context, r *Run) error {
 	if err := writeEmptyPQ[rejectRow](rejSchema); err != nil {
 		return fmt.Errorf("staging schema: %w", err)
 	}
-	cdrFiles := []string{cdrSchema}
+	var cdrFiles []string
 	for d := r.Period.From; !d.After(r.Period.To); d = d.AddDate(0, 0, 1) {
 		dir := filepath.Join(staging, cdrsDir, partitionPfx+d.Format(time.DateOnly))
 		names, err := ledgerFilesIn(dir, inLedger)
@@ -327,6 +327,10 @@ func OpenStaging(ctx context.Context, r *Run) error {
 		}
 		cdrFiles = append(cdrFiles, names...)
 	}
+	// The schema file goes last: DuckDB estimates a file list's rows from its first file, and an
+	// estimate of 0 makes it build join hash tables on the millions of calls instead of the small
+	// reference side (5 s instead of 0.3 s per join at 10 M calls).
+	cdrFiles = append(cdrFiles, cdrSchema)
 	rejFiles := []string{rejSchema}
 	loc := r.Cfg.Location
 	if loc == nil {

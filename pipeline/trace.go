@@ -295,7 +295,7 @@ func traceSource(file sql.NullString, line sql.NullInt64) string {
 func traceMatch(ctx context.Context, db *sql.DB, res *TraceResult) error {
 	var bandKey sql.NullString
 	var rateID sql.NullInt64
-	err := db.QueryRowContext(ctx, `SELECT band_key, rate_id FROM rating_call_rates WHERE cdr_id = 'trace'`).Scan(&bandKey, &rateID)
+	err := db.QueryRowContext(ctx, `SELECT band_key, rate_id FROM rating_call_rates WHERE cdr_id = 'trace' AND mapped`).Scan(&bandKey, &rateID)
 	if err == sql.ErrNoRows {
 		return nil // unmapped account
 	}
@@ -309,10 +309,9 @@ func traceMatch(ctx context.Context, db *sql.DB, res *TraceResult) error {
 			strftime(h.effective_from, '%Y-%m-%d'), strftime(h.effective_to, '%Y-%m-%d'), h.file, h.line,
 			h.direction IN (c.direction, 'any'), h.direction = c.direction,
 			h.effective_from <= c.usage_date AND (h.effective_to IS NULL OR c.usage_date <= h.effective_to),
-			h.time_band = '' OR list_contains(string_split(n.band_key, ','), h.time_band)
+			h.time_band = '' OR list_contains(string_split(c.band_key, ','), h.time_band)
 		FROM rating_calls c
-		JOIN rating_call_rates n USING (cdr_id)
-		JOIN rating_prefix_hits x ON x.plan = c.plan AND x.usage_type = c.usage_type AND x.dest_key = c.dest_key
+		JOIN rating_prefix_hits x ON x.plan = c.plan AND x.usage_type = c.usage_type AND x.cut = c.cut
 		JOIN rating_heads h ON h.plan = x.plan AND h.usage_type = x.usage_type AND h.pkey = x.pkey
 		WHERE c.cdr_id = 'trace'
 		ORDER BY x.len DESC, h.rate_id`)

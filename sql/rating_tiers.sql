@@ -1,6 +1,7 @@
 -- rating_tiers: the exact amount of each distinct (rate, quantity), tier by tier.
--- reads: rating_call_rates, rating_heads (rating_match.sql), ref_rates, ref_plans.
+-- reads: rating_call_rates, rating_match (rating_match.sql), rating_heads, ref_rates, ref_plans.
 -- writes (temporary):
+--   rating_quantities  one row per distinct (rate_id, quantity) of the rated calls.
 --   rating_tiers       one row per tier of a rate in use: tier_no (1, 2, … in tier_start order),
 --                      rate_n = rate in units of 1e-9 (exact HUGEINT).
 --   rating_tier_steps  one row per (rate_id, quantity, tier_no) for each tier whose start is below
@@ -25,17 +26,20 @@ CREATE OR REPLACE MACRO rating_nanos(x) AS CAST(CAST(x AS DECIMAL(38, 9)) * 1000
 CREATE OR REPLACE MACRO rating_billed(f, t, inc) AS
     CASE WHEN t > f THEN ((t - f + inc - 1) // inc) * inc ELSE 0 END;
 
+CREATE OR REPLACE TEMP TABLE rating_quantities AS
+SELECT DISTINCT rate_id, quantity FROM rating_call_rates WHERE rate_id IS NOT NULL;
+
 CREATE OR REPLACE TEMP TABLE rating_tiers AS
 SELECT r.rate_id, CAST(row_number() OVER (PARTITION BY r.rate_id ORDER BY r.tier_start) AS INTEGER) AS tier_no,
        r.tier_start, r.tier_end, r.rate, rating_nanos(r.rate) AS rate_n, r.rate_unit, r.increment,
        r.file, r.line
 FROM ref_rates r
-WHERE r.rate_id IN (SELECT DISTINCT rate_id FROM rating_call_rates WHERE rate_id IS NOT NULL);
+WHERE r.rate_id IN (SELECT rate_id FROM rating_match);
 
 CREATE OR REPLACE TEMP TABLE rating_tier_steps AS
 WITH RECURSIVE q AS (
-    SELECT DISTINCT n.rate_id, n.quantity, t.tier_start AS first_start
-    FROM rating_call_rates n
+    SELECT n.rate_id, n.quantity, t.tier_start AS first_start
+    FROM rating_quantities n
     JOIN rating_tiers t ON t.rate_id = n.rate_id AND t.tier_no = 1
 ),
 steps(rate_id, quantity, tier_no, from_q, to_q, billed, t_after, tier_num, tier_den, cum_num, cum_den,

@@ -1,7 +1,8 @@
 -- staging_views.sql: the run's window on the staging folder.
 -- Reads:  staging Parquet files (cdrs/usage_date=*/<sha256>.parquet and rejects/<sha256>.parquet),
 --         the list chosen by pipeline.OpenStaging (files of the ledger only, the period's usage
---         dates for CDRs, the period's files for rejects; a zero-row schema file always first);
+--         dates for CDRs, the period's files for rejects; a zero-row schema file, last for CDRs: DuckDB
+--         estimates a list's rows from its first file);
 --         table ingest_files (this run's unreadable files).
 -- Writes: view staged_cdrs (grain: unique staged CDR, cdr_id, usage_date in the period);
 --         view ingest_rejects (grain: rejected input row, or unreadable file with source_line 0).
