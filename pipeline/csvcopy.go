@@ -171,7 +171,7 @@ func describeQuery(ctx context.Context, db *sql.DB, q string) ([]queryColumn, er
 func csvFieldExpr(c, typ string) (string, bool) {
 	switch {
 	case typ == "VARCHAR":
-		return "csv_field(safe_text(" + c + "))", true
+		return "csv_text(" + c + ")", true
 	case strings.HasPrefix(typ, "DECIMAL("), typ == "BIGINT", typ == "INTEGER", typ == "SMALLINT", typ == "TINYINT",
 		typ == "HUGEINT", typ == "UBIGINT", typ == "UINTEGER", typ == "USMALLINT", typ == "UTINYINT", typ == "BOOLEAN":
 		// digits with an optional sign and decimals (DECIMAL at its scale), true/false: never

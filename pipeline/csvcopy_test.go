@@ -52,6 +52,16 @@ var textCases = []struct{ in, safe string }{
 	{"\u200bzero-width", "\u200bzero-width"}, // not a space for unicode.IsSpace
 	{"trail ", "trail "},
 	{"日本語,カンマ", "日本語,カンマ"},
+	// csv_text's fast path: a letter or digit first, or + and digits only
+	{"A", "A"},
+	{"1,5", "1,5"},
+	{"ab\"c", "ab\"c"},
+	{"abc\r", "abc\r"},
+	{"x\ny", "x\ny"},
+	{"+1", "+1"},
+	{"+12a", "'+12a"},
+	{"+12,3", "'+12,3"},
+	{"9 lives, 1 cat", "9 lives, 1 cat"},
 }
 
 func TestSafeTextTable(t *testing.T) {
@@ -62,13 +72,14 @@ func TestSafeTextTable(t *testing.T) {
 	}
 }
 
-// TestSafeTextMacro: safe_text and csv_field (sql/macros.sql) against SafeText and encoding/csv.
+// TestSafeTextMacro: safe_text, csv_field and csv_text (sql/macros.sql) against SafeText and
+// encoding/csv.
 func TestSafeTextMacro(t *testing.T) {
 	r := newTestRun(t)
 	ctx := context.Background()
 	for _, c := range textCases {
-		var safe, field string
-		if err := r.DB.QueryRowContext(ctx, "SELECT safe_text(?::VARCHAR), csv_field(safe_text(?::VARCHAR))", c.in, c.in).Scan(&safe, &field); err != nil {
+		var safe, field, text string
+		if err := r.DB.QueryRowContext(ctx, "SELECT safe_text(?::VARCHAR), csv_field(safe_text(?::VARCHAR)), csv_text(?::VARCHAR)", c.in, c.in, c.in).Scan(&safe, &field, &text); err != nil {
 			t.Fatalf("%q: %v", c.in, err)
 		}
 		if safe != SafeText(c.in) {
@@ -77,13 +88,16 @@ func TestSafeTextMacro(t *testing.T) {
 		if want := goCSVField(t, SafeText(c.in)); field != want {
 			t.Errorf("csv_field(safe_text(%q)) = %q, encoding/csv %q", c.in, field, want)
 		}
+		if text != field {
+			t.Errorf("csv_text(%q) = %q, csv_field(safe_text()) %q", c.in, text, field)
+		}
 	}
-	var null, empty any
-	if err := r.DB.QueryRowContext(ctx, "SELECT safe_text(NULL::VARCHAR), csv_field(NULL::VARCHAR)").Scan(&null, &empty); err != nil {
+	var null, empty, emptyText any
+	if err := r.DB.QueryRowContext(ctx, "SELECT safe_text(NULL::VARCHAR), csv_field(NULL::VARCHAR), csv_text(NULL::VARCHAR)").Scan(&null, &empty, &emptyText); err != nil {
 		t.Fatal(err)
 	}
-	if null != nil || empty != "" {
-		t.Errorf("NULL: safe_text %v, csv_field %q; want NULL and empty", null, empty)
+	if null != nil || empty != "" || emptyText != "" {
+		t.Errorf("NULL: safe_text %v, csv_field %q, csv_text %q; want NULL and empty", null, empty, emptyText)
 	}
 }
 

@@ -10,27 +10,30 @@
 -- customer whose reference row changed during the period gets one consistent set.
 -- invoice_mode = the customer's override (customers.csv) else billing.invoice_mode.
 CREATE OR REPLACE TABLE usage_summary AS
-WITH company AS (
+WITH latest AS (
+    -- one arg_max for all the attributes: each would compare the (start_utc, cdr_id) keys again
     SELECT company_id,
-           arg_max(company_identifier, (start_utc, cdr_id)) AS company_identifier,
-           arg_max(company_name, (start_utc, cdr_id)) AS company_name,
-           arg_max(agreement_id, (start_utc, cdr_id)) AS agreement_id,
-           arg_max(jurisdiction, (start_utc, cdr_id)) AS jurisdiction,
-           coalesce(arg_max(nullif(trim(invoice_mode), ''), (start_utc, cdr_id)),
-                    getvariable('invoice_mode')) AS invoice_mode
+           arg_max({'identifier': company_identifier, 'name': company_name, 'agreement_id': agreement_id,
+                    'jurisdiction': jurisdiction, 'invoice_mode': nullif(trim(invoice_mode), '')},
+                   (start_utc, cdr_id)) AS c
     FROM rated_usage
     GROUP BY company_id
 ),
+company AS (
+    SELECT company_id, c.identifier AS company_identifier, c.name AS company_name,
+           c.agreement_id, c.jurisdiction, coalesce(c.invoice_mode, getvariable('invoice_mode')) AS invoice_mode
+    FROM latest
+),
 usage AS (
-    SELECT company_id, product, strftime(usage_date, '%Y-%m') AS usage_period,
-           min(usage_type) AS usage_type,
-           count(*) AS calls,
-           sum(billed_quantity)::BIGINT AS billed_quantity,
-           half_up_2(sum(amount)) AS amount,
-           CAST(date_trunc('month', min(usage_date)) AS DATE) AS usage_from,
-           last_day(min(usage_date)) AS usage_to
-    FROM rated_usage
-    GROUP BY company_id, product, usage_period
+    SELECT company_id, product, strftime(month, '%Y-%m') AS usage_period, usage_type, calls, billed_quantity,
+           amount, CAST(month AS DATE) AS usage_from, last_day(month) AS usage_to
+    FROM (SELECT company_id, product, date_trunc('month', usage_date) AS month,
+                 min(usage_type) AS usage_type,
+                 count(*) AS calls,
+                 sum(billed_quantity)::BIGINT AS billed_quantity,
+                 half_up_2(sum(amount)) AS amount
+          FROM rated_usage
+          GROUP BY company_id, product, month)
 )
 SELECT c.company_id, c.company_identifier, c.company_name, c.agreement_id, c.jurisdiction,
        c.invoice_mode, u.product,
