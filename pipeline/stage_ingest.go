@@ -195,6 +195,7 @@ type fileIngest struct {
 	norm     *ingest.Normalizer
 	idx      *dedupIndex
 	ctx      context.Context
+	aw       *pqWriter // encodes and writes the Parquet files (its own goroutine)
 	cdrs     map[int32]*pqFile[cdrRow]
 	dups     *pqFile[dupRow]
 	rejects  *pqFile[rejectRow]
@@ -248,7 +249,8 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		loc = billing
 	}
 	fi := &fileIngest{r: r, src: src, entry: *entry, billing: billing, norm: normalizerFor(src.Country), idx: idx, ctx: ctx,
-		cdrs: map[int32]*pqFile[cdrRow]{}}
+		cdrs: map[int32]*pqFile[cdrRow]{}, aw: newPQWriter()}
+	defer fi.aw.stop()
 	fi.fileRef = idx.ref(sha, rel)
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
@@ -322,7 +324,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if dup {
 		fi.entry.RowsDuplicate++
 		if fi.dups == nil {
-			p, err := createPQ[dupRow](filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
+			p, err := createAsyncPQ[dupRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
 			if err != nil {
 				return fi.fail(err)
 			}
@@ -344,7 +346,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		fi.entry.RowsNotBilled++
 		row.NotBilled = rec.NotBilled
 		if fi.notBill == nil {
-			p, err := createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
+			p, err := createAsyncPQ[cdrRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
 			if err != nil {
 				return fi.fail(err)
 			}
@@ -363,7 +365,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	fi.added = append(fi.added, id)
 	w := fi.cdrs[day]
 	if w == nil {
-		w, err = createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
+		w, err = createAsyncPQ[cdrRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
 		if err != nil {
 			return fi.fail(err)
 		}
@@ -380,7 +382,7 @@ func (fi *fileIngest) reject(rj ingest.Reject) error {
 	fi.entry.RowsRead++
 	fi.entry.RowsRejected++
 	if fi.rejects == nil {
-		p, err := createPQ[rejectRow](filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
+		p, err := createAsyncPQ[rejectRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
 		if err != nil {
 			return fi.fail(err)
 		}
@@ -447,29 +449,40 @@ func (fi *fileIngest) all(fn func(pqHandle) error) error {
 }
 
 type pqHandle interface {
-	finish() error
+	finishAsync() error
 	commit() error
 	abort()
 }
 
+// commit finishes every output (on the writer's goroutine, after the batches queued before) and
+// renames them into place. An error of a batch comes back as it would from emit; an error of
+// finishing or renaming as "write staging: ...".
 func (fi *fileIngest) commit() error {
 	err := fi.all(func(p pqHandle) error {
-		return p.finish()
+		return p.finishAsync()
 	})
+	if werr := fi.aw.wait(); err == nil {
+		err = werr
+	}
 	if err == nil {
 		err = fi.all(func(p pqHandle) error {
-			return p.commit()
+			if err := p.commit(); err != nil {
+				return fmt.Errorf("write staging: %w", err)
+			}
+			return nil
 		})
 	}
 	if err != nil {
 		fi.abort()
-		return fmt.Errorf("write staging: %w", err)
+		return err
 	}
 	return nil
 }
 
-// abort drops the file's temporary outputs and forgets the calls it added to the index.
+// abort stops the writer, drops the file's temporary outputs and forgets the calls it added to
+// the index.
 func (fi *fileIngest) abort() {
+	fi.aw.stop()
 	fi.all(func(p pqHandle) error {
 		p.abort()
 		return nil

@@ -95,7 +95,10 @@ type rejectRow struct {
 	FileSHA256 string `parquet:"file_sha256"`
 }
 
-// pqFile writes one Parquet file under a temporary name; commit renames it into place.
+// pqFile writes one Parquet file under a temporary name; commit renames it into place. Rows are
+// collected in batches of pqBatchRows; a full batch is encoded at once, or, when the file has an
+// asynchronous writer (async), handed to that writer's goroutine, which alone touches the Parquet
+// writer until finish.
 type pqFile[T any] struct {
 	path string
 	f    *os.File
@@ -103,7 +106,13 @@ type pqFile[T any] struct {
 	w    *parquet.GenericWriter[T]
 	buf  []T
 	n    int64
+	ctx  context.Context
+	aw   *pqWriter
+	free chan []T // batches the writer is done with, for reuse
 }
+
+// pqBatchRows is the number of rows handed to parquet-go at a time.
+const pqBatchRows = 1024
 
 func createPQ[T any](path string) (*pqFile[T], error) {
 	dir := filepath.Dir(path)
@@ -117,16 +126,48 @@ func createPQ[T any](path string) (*pqFile[T], error) {
 	bw := bufio.NewWriterSize(f, 256<<10)
 	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
 		parquet.CreatedBy("cdrbill", "", ""))
-	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, 1024)}, nil
+	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, pqBatchRows)}, nil
+}
+
+// createAsyncPQ is createPQ with the encoding done by aw's goroutine.
+func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, path string) (*pqFile[T], error) {
+	p, err := createPQ[T](path)
+	if err != nil {
+		return nil, err
+	}
+	p.ctx, p.aw, p.free = ctx, aw, make(chan []T, pqWriterQueue+1)
+	return p, nil
 }
 
 func (p *pqFile[T]) write(row T) error {
 	p.buf = append(p.buf, row)
 	p.n++
 	if len(p.buf) == cap(p.buf) {
+		if p.aw != nil {
+			return p.sendBatch()
+		}
 		return p.flush()
 	}
 	return nil
+}
+
+// sendBatch hands the full batch to the writer's goroutine and starts a new one.
+func (p *pqFile[T]) sendBatch() error {
+	batch := p.buf
+	select {
+	case p.buf = <-p.free:
+	default:
+		p.buf = make([]T, 0, pqBatchRows)
+	}
+	return p.aw.send(p.ctx, func() error {
+		_, err := p.w.Write(batch)
+		clear(batch)
+		select {
+		case p.free <- batch[:0]:
+		default:
+		}
+		return err
+	})
 }
 
 func (p *pqFile[T]) flush() error {
@@ -154,6 +195,17 @@ func (p *pqFile[T]) finish() error {
 		return err
 	}
 	return p.f.Close()
+}
+
+// finishAsync queues finish (the last rows, the footer, the sync) on the writer's goroutine,
+// after the file's batches; its error comes back from the writer as "write staging: ...".
+func (p *pqFile[T]) finishAsync() error {
+	return p.aw.send(p.ctx, func() error {
+		if err := p.finish(); err != nil {
+			return fmt.Errorf("write staging: %w", err)
+		}
+		return nil
+	})
 }
 
 func (p *pqFile[T]) commit() error { return os.Rename(p.f.Name(), p.path) }
