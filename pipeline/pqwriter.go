@@ -23,6 +23,17 @@ type pqWriter struct {
 	stopOnce sync.Once
 }
 
+// pqFault, when set (tests only), is called on the writer's goroutine before each job with what
+// the job does ("batch" or "finish"); an error it returns is that job's error.
+var pqFault func(job string) error
+
+func runFault(job string) error {
+	if pqFault == nil {
+		return nil
+	}
+	return pqFault(job)
+}
+
 // pqWriterQueue is how many batches may wait for the writer: enough to ride out an uneven row
 // mix, few enough to bound memory (a batch is pqBatchRows rows).
 const pqWriterQueue = 8

@@ -2,10 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -313,4 +317,96 @@ func TestIngestLedgerIsTheTruth(t *testing.T) {
 	if n := ingQueryInt(t, r2, "SELECT count(DISTINCT cdr_id) * 10 + count(*) FROM staged_cdrs"); n != 22 {
 		t.Errorf("after re-ingest: distinct*10+rows = %d, want 22", n)
 	}
+}
+
+// TestIngestWriterFailure: an error of the Parquet writer's goroutine (a batch in the middle of a
+// file, or finishing the file) or a cancelled context stops the file: the stage fails with the
+// same error as a synchronous write would give, no temporary or staged file of it is left, the
+// ledger is untouched, and the next run ingests the file in full.
+func TestIngestWriterFailure(t *testing.T) {
+	dir := t.TempDir()
+	inbox := filepath.Join(dir, "inbox", "carrier")
+	ingWriteFile(t, filepath.Join(inbox, "a.csv"), ingHeader+
+		"a1,ACME,outbound,3055550101,3055550123,2025-10-01T12:00:00Z,60,voice,\n")
+	r := ingestTestRun(t, dir)
+	if err := (IngestStage{}).Run(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	staging := filepath.Join(dir, "staging")
+	before := stagingFiles(t, staging)
+	ledger, err := os.ReadFile(filepath.Join(staging, ledgerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows = 100_000 // about 3 300 rows a day: several batches per day's file
+	ingGenericRows(t, filepath.Join(inbox, "usage.csv"), rows)
+	errFault := fmt.Errorf("fault injected")
+	for _, tc := range []struct {
+		name, job string
+		after     int // jobs of that kind that succeed first
+		want      string
+	}{
+		{"batch", "batch", 10, "ingest carrier/usage.csv: fault injected"},
+		{"first batch", "batch", 0, "ingest carrier/usage.csv: fault injected"},
+		{"finish", "finish", 5, "ingest carrier/usage.csv: write staging: fault injected"},
+		{"cancel", "batch", 10, "ingest carrier/usage.csv: context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var n atomic.Int64
+			pqFault = func(job string) error {
+				if job != tc.job || n.Add(1) <= int64(tc.after) {
+					return nil
+				}
+				if tc.name == "cancel" {
+					cancel()
+					time.Sleep(10 * time.Millisecond) // the parse goes on until its next batch
+					return nil
+				}
+				return errFault
+			}
+			defer func() { pqFault = nil }()
+			err := (IngestStage{}).Run(ctx, ingestTestRun(t, dir))
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if tc.name == "cancel" && !errors.Is(err, context.Canceled) {
+				t.Errorf("%v is not context.Canceled", err)
+			}
+			if tc.name != "cancel" && !errors.Is(err, errFault) {
+				t.Errorf("%v does not wrap the writer's error", err)
+			}
+			if after := stagingFiles(t, staging); !slices.Equal(after, before) {
+				t.Errorf("staging files after the failure:\n%s\nwant:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+			}
+			if b, _ := os.ReadFile(filepath.Join(staging, ledgerName)); string(b) != string(ledger) {
+				t.Errorf("ledger changed:\n%s", b)
+			}
+		})
+	}
+	r = ingestTestRun(t, dir)
+	if err := (IngestStage{}).Run(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	ingCheckCounts(t, r, map[string]int64{"files_ingested": 1, "files_already_ingested": 1, "rows_read": rows,
+		"rows_duplicate": rows / 100})
+}
+
+// stagingFiles lists every file under the staging folder (temporary ones included), sorted.
+func stagingFiles(t *testing.T, staging string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(staging, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(staging, path)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -160,6 +160,9 @@ func (p *pqFile[T]) sendBatch() error {
 		p.buf = make([]T, 0, pqBatchRows)
 	}
 	return p.aw.send(p.ctx, func() error {
+		if err := runFault("batch"); err != nil {
+			return err
+		}
 		_, err := p.w.Write(batch)
 		clear(batch)
 		select {
@@ -201,7 +204,11 @@ func (p *pqFile[T]) finish() error {
 // after the file's batches; its error comes back from the writer as "write staging: ...".
 func (p *pqFile[T]) finishAsync() error {
 	return p.aw.send(p.ctx, func() error {
-		if err := p.finish(); err != nil {
+		err := runFault("finish")
+		if err == nil {
+			err = p.finish()
+		}
+		if err != nil {
 			return fmt.Errorf("write staging: %w", err)
 		}
 		return nil
