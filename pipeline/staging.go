@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 
@@ -124,7 +125,7 @@ func createPQ[T any](path string) (*pqFile[T], error) {
 		return nil, err
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
-	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
+	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
 		parquet.CreatedBy("cdrbill", "", ""))
 	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, pqBatchRows)}, nil
 }
@@ -221,6 +222,13 @@ func (p *pqFile[T]) abort() {
 	p.f.Close()
 	os.Remove(p.f.Name())
 }
+
+// fastSnappy is parquet-go's SNAPPY codec with klauspost's default snappy encoder instead of its
+// "better" one (which parquet-go's codec uses through klauspost/compress/snappy): the same format,
+// any snappy reader decodes it, at about half the encoding CPU for slightly larger pages.
+type fastSnappy struct{ snappy.Codec }
+
+func (*fastSnappy) Encode(dst, src []byte) ([]byte, error) { return s2.EncodeSnappy(dst, src), nil }
 
 // writeEmptyPQ writes a Parquet file with T's columns and no rows (the schema of a view when
 // nothing is staged yet).
