@@ -200,7 +200,7 @@ type fileIngest struct {
 	dups     *pqFile[dupRow]
 	rejects  *pqFile[rejectRow]
 	notBill  *pqFile[cdrRow]
-	added    [][16]byte
+	added    [][][16]byte // the calls this file added to the index, in chunks of addedChunk
 	minDay   int32
 	maxDay   int32
 	haveDays bool
@@ -297,6 +297,20 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 	return &e, nil
 }
 
+// addedChunk is the number of ids per chunk of fileIngest.added: chunks instead of one slice, so
+// that a file's ids are never copied as the list grows.
+const addedChunk = 8192
+
+// remember adds a staged call to the index, and to the list of calls abort forgets.
+func (fi *fileIngest) remember(id [16]byte, ref dupRef) {
+	fi.idx.add(id, ref)
+	if n := len(fi.added); n == 0 || len(fi.added[n-1]) == addedChunk {
+		fi.added = append(fi.added, make([][16]byte, 0, addedChunk))
+	}
+	last := &fi.added[len(fi.added)-1]
+	*last = append(*last, id)
+}
+
 func (fi *fileIngest) fail(err error) error { return &writeErr{err} }
 
 func (fi *fileIngest) emit(rec ingest.Record) error {
@@ -361,8 +375,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if err != nil {
 		return fi.fail(err)
 	}
-	fi.idx.add(id, ref)
-	fi.added = append(fi.added, id)
+	fi.remember(id, ref)
 	w := fi.cdrs[day]
 	if w == nil {
 		w, err = createAsyncPQ[cdrRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
@@ -487,8 +500,10 @@ func (fi *fileIngest) abort() {
 		p.abort()
 		return nil
 	})
-	for _, id := range fi.added {
-		delete(fi.idx.ids, id)
+	for _, chunk := range fi.added {
+		for _, id := range chunk {
+			delete(fi.idx.ids, id)
+		}
 	}
 }
 
