@@ -197,6 +197,7 @@ type fileIngest struct {
 	ctx      context.Context
 	aw       *pqWriter // encodes and writes the Parquet files (its own goroutine)
 	cdrs     map[int32]*pqFile[cdrRow]
+	cdrFree  chan []cdrRow // batches of cdrs and not_billed files, for reuse
 	dups     *pqFile[dupRow]
 	rejects  *pqFile[rejectRow]
 	notBill  *pqFile[cdrRow]
@@ -249,7 +250,7 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		loc = billing
 	}
 	fi := &fileIngest{r: r, src: src, entry: *entry, billing: billing, norm: normalizerFor(src.Country), idx: idx, ctx: ctx,
-		cdrs: map[int32]*pqFile[cdrRow]{}, aw: newPQWriter()}
+		cdrs: map[int32]*pqFile[cdrRow]{}, aw: newPQWriter(), cdrFree: newBatchFree[cdrRow]()}
 	defer fi.aw.stop()
 	fi.fileRef = idx.ref(sha, rel)
 	h := sha256.New()
@@ -338,7 +339,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if dup {
 		fi.entry.RowsDuplicate++
 		if fi.dups == nil {
-			p, err := createAsyncPQ[dupRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
+			p, err := createAsyncPQ[dupRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
 			if err != nil {
 				return fi.fail(err)
 			}
@@ -360,7 +361,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		fi.entry.RowsNotBilled++
 		row.NotBilled = rec.NotBilled
 		if fi.notBill == nil {
-			p, err := createAsyncPQ[cdrRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
+			p, err := createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
 			if err != nil {
 				return fi.fail(err)
 			}
@@ -378,7 +379,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	fi.remember(id, ref)
 	w := fi.cdrs[day]
 	if w == nil {
-		w, err = createAsyncPQ[cdrRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
+		w, err = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
 		if err != nil {
 			return fi.fail(err)
 		}
@@ -395,7 +396,7 @@ func (fi *fileIngest) reject(rj ingest.Reject) error {
 	fi.entry.RowsRead++
 	fi.entry.RowsRejected++
 	if fi.rejects == nil {
-		p, err := createAsyncPQ[rejectRow](fi.ctx, fi.aw, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
+		p, err := createAsyncPQ[rejectRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
 		if err != nil {
 			return fi.fail(err)
 		}

@@ -130,15 +130,22 @@ func createPQ[T any](path string) (*pqFile[T], error) {
 	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, pqBatchRows)}, nil
 }
 
-// createAsyncPQ is createPQ with the encoding done by aw's goroutine.
-func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, path string) (*pqFile[T], error) {
+// createAsyncPQ is createPQ with the encoding done by aw's goroutine. free is where batches
+// go back for reuse, shared by files of the same row type (nil: the file's own).
+func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, free chan []T, path string) (*pqFile[T], error) {
 	p, err := createPQ[T](path)
 	if err != nil {
 		return nil, err
 	}
-	p.ctx, p.aw, p.free = ctx, aw, make(chan []T, pqWriterQueue+1)
+	if free == nil {
+		free = newBatchFree[T]()
+	}
+	p.ctx, p.aw, p.free = ctx, aw, free
 	return p, nil
 }
+
+// newBatchFree is a free list of batches, large enough for every batch that can be queued.
+func newBatchFree[T any]() chan []T { return make(chan []T, pqWriterQueue+2) }
 
 func (p *pqFile[T]) write(row T) error {
 	p.buf = append(p.buf, row)
