@@ -339,11 +339,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if dup {
 		fi.entry.RowsDuplicate++
 		if fi.dups == nil {
-			p, err := createAsyncPQ[dupRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
-			if err != nil {
-				return fi.fail(err)
-			}
-			fi.dups = p
+			fi.dups = createAsyncPQ[dupRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
 		}
 		of := fi.idx.files[ref.file()]
 		d := dupRow{CDRID: row.CDRID, Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
@@ -361,11 +357,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		fi.entry.RowsNotBilled++
 		row.NotBilled = rec.NotBilled
 		if fi.notBill == nil {
-			p, err := createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
-			if err != nil {
-				return fi.fail(err)
-			}
-			fi.notBill = p
+			fi.notBill = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
 		}
 		if err := fi.notBill.write(row); err != nil {
 			return fi.fail(err)
@@ -379,10 +371,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	fi.remember(id, ref)
 	w := fi.cdrs[day]
 	if w == nil {
-		w, err = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
-		if err != nil {
-			return fi.fail(err)
-		}
+		w = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
 		fi.cdrs[day] = w
 	}
 	fi.entry.RowsStaged++
@@ -396,11 +385,7 @@ func (fi *fileIngest) reject(rj ingest.Reject) error {
 	fi.entry.RowsRead++
 	fi.entry.RowsRejected++
 	if fi.rejects == nil {
-		p, err := createAsyncPQ[rejectRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
-		if err != nil {
-			return fi.fail(err)
-		}
-		fi.rejects = p
+		fi.rejects = createAsyncPQ[rejectRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
 	}
 	if err := fi.rejects.write(rejectRow{Source: fi.src.Name, SourceFile: fi.entry.File, SourceLine: rj.Line,
 		ColumnName: rj.Column, Reason: rj.Reason, Raw: rj.Raw, FileSHA256: fi.entry.SHA256}); err != nil {

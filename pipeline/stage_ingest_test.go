@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -386,6 +387,23 @@ func TestIngestWriterFailure(t *testing.T) {
 			}
 		})
 	}
+	// A partition folder that cannot be created (a file in its place): the writer's goroutine
+	// opens the files, its error is the stage's as it was when emit opened them.
+	blocker := filepath.Join(staging, cdrsDir, partitionPfx+"2025-10-20")
+	os.Remove(blocker) // the empty folder the failures above left
+	ingWriteFile(t, blocker, "not a folder")
+	before = stagingFiles(t, staging)
+	err = (IngestStage{}).Run(context.Background(), ingestTestRun(t, dir))
+	if err == nil || !strings.HasPrefix(err.Error(), "ingest carrier/usage.csv: open "+blocker) || !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("blocked partition: error %v", err)
+	}
+	if after := stagingFiles(t, staging); !slices.Equal(after, before) {
+		t.Errorf("staging files after the failure:\n%s\nwant:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+
 	r = ingestTestRun(t, dir)
 	if err := (IngestStage{}).Run(context.Background(), r); err != nil {
 		t.Fatal(err)

@@ -116,32 +116,46 @@ type pqFile[T any] struct {
 const pqBatchRows = 1024
 
 func createPQ[T any](path string) (*pqFile[T], error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	p := &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows)}
+	if err := p.open(); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return nil, err
-	}
-	bw := bufio.NewWriterSize(f, 256<<10)
-	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
-		parquet.CreatedBy("cdrbill", "", ""))
-	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, pqBatchRows)}, nil
+	return p, nil
 }
 
-// createAsyncPQ is createPQ with the encoding done by aw's goroutine. free is where batches
-// go back for reuse, shared by files of the same row type (nil: the file's own).
-func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, free chan []T, path string) (*pqFile[T], error) {
-	p, err := createPQ[T](path)
-	if err != nil {
-		return nil, err
+// open creates the temporary file (and its folder) and the Parquet writer.
+func (p *pqFile[T]) open() error {
+	dir := filepath.Dir(p.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(p.path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	p.f = f
+	p.bw = bufio.NewWriterSize(f, 256<<10)
+	p.w = parquet.NewGenericWriter[T](p.bw, parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
+		parquet.CreatedBy("cdrbill", "", ""))
+	return nil
+}
+
+// createAsyncPQ is createPQ with the work done by aw's goroutine: its first job creates the
+// temporary file (an error comes back as that job's error), then encodes. free is where batches
+// go back for reuse, shared by files of the same row type (nil: the file's own).
+func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, free chan []T, path string) *pqFile[T] {
 	if free == nil {
 		free = newBatchFree[T]()
 	}
-	p.ctx, p.aw, p.free = ctx, aw, free
-	return p, nil
+	return &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows), ctx: ctx, aw: aw, free: free}
+}
+
+// opened opens the file on its first job.
+func (p *pqFile[T]) opened() error {
+	if p.f != nil {
+		return nil
+	}
+	return p.open()
 }
 
 // newBatchFree is a free list of batches, large enough for every batch that can be queued.
@@ -169,6 +183,9 @@ func (p *pqFile[T]) sendBatch() error {
 	}
 	return p.aw.send(p.ctx, func() error {
 		if err := runFault("batch"); err != nil {
+			return err
+		}
+		if err := p.opened(); err != nil {
 			return err
 		}
 		_, err := p.w.Write(batch)
@@ -212,6 +229,9 @@ func (p *pqFile[T]) finish() error {
 // after the file's batches; its error comes back from the writer as "write staging: ...".
 func (p *pqFile[T]) finishAsync() error {
 	return p.aw.send(p.ctx, func() error {
+		if err := p.opened(); err != nil {
+			return err
+		}
 		err := runFault("finish")
 		if err == nil {
 			err = p.finish()
@@ -226,6 +246,9 @@ func (p *pqFile[T]) finishAsync() error {
 func (p *pqFile[T]) commit() error { return os.Rename(p.f.Name(), p.path) }
 
 func (p *pqFile[T]) abort() {
+	if p.f == nil {
+		return // never opened
+	}
 	p.f.Close()
 	os.Remove(p.f.Name())
 }
