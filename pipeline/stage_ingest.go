@@ -330,7 +330,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		UsageType: rec.UsageType, Duration: rec.Duration, Bytes: rec.Bytes, SourceFile: fi.entry.File,
 		SourceLine: rec.Line, FileSHA256: fi.entry.SHA256, CallID: rec.CallID}
 	id := fi.cdrID(rec, origin, dest)
-	row.CDRID = hex.EncodeToString(id[:])
+	// row.CDRID (the id in hex) is filled in by the writer's goroutine (pqFile.writeID)
 	// a call already staged is a duplicate, billable or not (a FreeSWITCH B leg of a staged A leg)
 	ref, dup, err := fi.idx.lookup(fi.ctx, day, id)
 	if err != nil {
@@ -339,13 +339,13 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if dup {
 		fi.entry.RowsDuplicate++
 		if fi.dups == nil {
-			fi.dups = createAsyncPQ[dupRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
+			fi.dups = createAsyncPQ[dupRow](fi.ctx, fi.aw, nil, setDupID, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
 		}
 		of := fi.idx.files[ref.file()]
-		d := dupRow{CDRID: row.CDRID, Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
+		d := dupRow{Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
 			FileSHA256: row.FileSHA256, UsageDate: day, DupOfFile: of.file, DupOfLine: ref.line(), DupOfSHA256: of.sha,
 			StartUTC: row.StartUTC, Account: row.Account, Destination: row.Destination, DurationOrLen: row.Duration}
-		if err := fi.dups.write(d); err != nil {
+		if err := fi.dups.writeID(d, id); err != nil {
 			return fi.fail(err)
 		}
 		return nil
@@ -357,9 +357,9 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		fi.entry.RowsNotBilled++
 		row.NotBilled = rec.NotBilled
 		if fi.notBill == nil {
-			fi.notBill = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
+			fi.notBill = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, setCDRID, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
 		}
-		if err := fi.notBill.write(row); err != nil {
+		if err := fi.notBill.writeID(row, id); err != nil {
 			return fi.fail(err)
 		}
 		return nil
@@ -371,11 +371,11 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	fi.remember(id, ref)
 	w := fi.cdrs[day]
 	if w == nil {
-		w = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
+		w = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, setCDRID, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
 		fi.cdrs[day] = w
 	}
 	fi.entry.RowsStaged++
-	if err := w.write(row); err != nil {
+	if err := w.writeID(row, id); err != nil {
 		return fi.fail(err)
 	}
 	return nil
@@ -385,7 +385,7 @@ func (fi *fileIngest) reject(rj ingest.Reject) error {
 	fi.entry.RowsRead++
 	fi.entry.RowsRejected++
 	if fi.rejects == nil {
-		fi.rejects = createAsyncPQ[rejectRow](fi.ctx, fi.aw, nil, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
+		fi.rejects = createAsyncPQ[rejectRow](fi.ctx, fi.aw, nil, nil, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
 	}
 	if err := fi.rejects.write(rejectRow{Source: fi.src.Name, SourceFile: fi.entry.File, SourceLine: rj.Line,
 		ColumnName: rj.Column, Reason: rj.Reason, Raw: rj.Raw, FileSHA256: fi.entry.SHA256}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -110,6 +111,31 @@ type pqFile[T any] struct {
 	ctx  context.Context
 	aw   *pqWriter
 	free chan []T // batches the writer is done with, for reuse
+	// ids are the cdr_ids of buf's rows (writeID), set into the rows in hex by setID when the
+	// batch is encoded: the hex strings are made on the writer's goroutine, one allocation a batch.
+	ids   [][16]byte
+	setID func(*T, string)
+}
+
+func setCDRID(r *cdrRow, id string) { r.CDRID = id }
+func setDupID(r *dupRow, id string) { r.CDRID = id }
+
+// fillIDs sets the hex form of ids[i] into rows[i].
+func fillIDs[T any](rows []T, ids [][16]byte, set func(*T, string)) {
+	if set == nil {
+		return
+	}
+	if len(ids) != len(rows) {
+		panic(fmt.Sprintf("staging: %d rows with %d ids (a row written with write instead of writeID)", len(rows), len(ids)))
+	}
+	b := make([]byte, 32*len(ids))
+	for i := range ids {
+		hex.Encode(b[32*i:], ids[i][:])
+	}
+	all := string(b)
+	for i := range rows {
+		set(&rows[i], all[32*i:32*i+32])
+	}
 }
 
 // pqBatchRows is the number of rows handed to parquet-go at a time.
@@ -143,11 +169,15 @@ func (p *pqFile[T]) open() error {
 // createAsyncPQ is createPQ with the work done by aw's goroutine: its first job creates the
 // temporary file (an error comes back as that job's error), then encodes. free is where batches
 // go back for reuse, shared by files of the same row type (nil: the file's own).
-func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, free chan []T, path string) *pqFile[T] {
+func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, free chan []T, setID func(*T, string), path string) *pqFile[T] {
 	if free == nil {
 		free = newBatchFree[T]()
 	}
-	return &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows), ctx: ctx, aw: aw, free: free}
+	p := &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows), ctx: ctx, aw: aw, free: free, setID: setID}
+	if setID != nil {
+		p.ids = make([][16]byte, 0, pqBatchRows)
+	}
+	return p
 }
 
 // opened opens the file on its first job.
@@ -160,6 +190,12 @@ func (p *pqFile[T]) opened() error {
 
 // newBatchFree is a free list of batches, large enough for every batch that can be queued.
 func newBatchFree[T any]() chan []T { return make(chan []T, pqWriterQueue+2) }
+
+// writeID writes a row whose cdr_id (left empty in row) is id.
+func (p *pqFile[T]) writeID(row T, id [16]byte) error {
+	p.ids = append(p.ids, id)
+	return p.write(row)
+}
 
 func (p *pqFile[T]) write(row T) error {
 	p.buf = append(p.buf, row)
@@ -175,11 +211,14 @@ func (p *pqFile[T]) write(row T) error {
 
 // sendBatch hands the full batch to the writer's goroutine and starts a new one.
 func (p *pqFile[T]) sendBatch() error {
-	batch := p.buf
+	batch, ids := p.buf, p.ids
 	select {
 	case p.buf = <-p.free:
 	default:
 		p.buf = make([]T, 0, pqBatchRows)
+	}
+	if p.setID != nil {
+		p.ids = make([][16]byte, 0, pqBatchRows)
 	}
 	return p.aw.send(p.ctx, func() error {
 		if err := runFault("batch"); err != nil {
@@ -188,6 +227,7 @@ func (p *pqFile[T]) sendBatch() error {
 		if err := p.opened(); err != nil {
 			return err
 		}
+		fillIDs(batch, ids, p.setID)
 		_, err := p.w.Write(batch)
 		clear(batch)
 		select {
@@ -202,9 +242,10 @@ func (p *pqFile[T]) flush() error {
 	if len(p.buf) == 0 {
 		return nil
 	}
+	fillIDs(p.buf, p.ids, p.setID)
 	_, err := p.w.Write(p.buf)
 	clear(p.buf)
-	p.buf = p.buf[:0]
+	p.buf, p.ids = p.buf[:0], p.ids[:0]
 	return err
 }
 
