@@ -135,6 +135,12 @@ func TestIngestStage(t *testing.T) {
 	if strings.Join(dups, ",") != "carrier/a.csv|4|carrier/a.csv|2,carrier/b.csv|2|carrier/a.csv|3" {
 		t.Errorf("duplicates: %q", dups)
 	}
+	// and carry its cdr_id
+	if n := ingQueryInt(t, r, `SELECT count(*) FROM read_parquet('`+filepath.Join(dir, "staging", "duplicates", "*.parquet")+`') d
+		JOIN read_parquet('`+filepath.Join(dir, "staging", "cdrs", "*", "*.parquet")+`') c
+		ON c.source_file = d.duplicate_of_file AND c.source_line = d.duplicate_of_line AND c.cdr_id = d.cdr_id`); n != 2 {
+		t.Errorf("%d duplicates carry the cdr_id of the row they duplicate, want 2", n)
+	}
 
 	// Second run: the same files plus a copy of a.csv under another name (same content) and a new
 	// file repeating one call. Nothing already ingested is staged again.
@@ -257,6 +263,10 @@ func TestIngestStageMixed(t *testing.T) {
 		FROM read_parquet('`+filepath.Join(dir, "staging", "not_billed", "*.parquet")+`') ORDER BY ALL`)
 	if len(nb) != 5 || nb[0] != "cucm1/cdr_StandAloneCluster_01_202510011200_1|4|never connected (dateTimeConnect 0)" {
 		t.Errorf("not billed: %q", nb)
+	}
+	if n := ingQueryInt(t, r, `SELECT count(DISTINCT cdr_id) FROM read_parquet('`+filepath.Join(dir, "staging", "not_billed", "*.parquet")+`')
+		WHERE regexp_full_match(cdr_id, '[0-9a-f]{32}')`); n != 5 {
+		t.Errorf("%d distinct well-formed cdr_ids among the 5 not billed rows", n)
 	}
 	// 9 staged, one of them (fs1 line 9) on 2025-11-02: 8 in the period
 	if n := ingQueryInt(t, r, "SELECT count(*) FROM staged_cdrs"); n != 8 {
