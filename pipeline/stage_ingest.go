@@ -195,11 +195,13 @@ type fileIngest struct {
 	norm     *ingest.Normalizer
 	idx      *dedupIndex
 	ctx      context.Context
+	aw       *pqWriter // encodes and writes the Parquet files (its own goroutine)
 	cdrs     map[int32]*pqFile[cdrRow]
+	cdrFree  chan []cdrRow // batches of cdrs and not_billed files, for reuse
 	dups     *pqFile[dupRow]
 	rejects  *pqFile[rejectRow]
 	notBill  *pqFile[cdrRow]
-	added    [][16]byte
+	added    [][][16]byte // the calls this file added to the index, in chunks of addedChunk
 	minDay   int32
 	maxDay   int32
 	haveDays bool
@@ -248,7 +250,8 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		loc = billing
 	}
 	fi := &fileIngest{r: r, src: src, entry: *entry, billing: billing, norm: normalizerFor(src.Country), idx: idx, ctx: ctx,
-		cdrs: map[int32]*pqFile[cdrRow]{}}
+		cdrs: map[int32]*pqFile[cdrRow]{}, aw: newPQWriter(), cdrFree: newBatchFree[cdrRow]()}
+	defer fi.aw.stop()
 	fi.fileRef = idx.ref(sha, rel)
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
@@ -295,6 +298,20 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 	return &e, nil
 }
 
+// addedChunk is the number of ids per chunk of fileIngest.added: chunks instead of one slice, so
+// that a file's ids are never copied as the list grows.
+const addedChunk = 8192
+
+// remember adds a staged call to the index, and to the list of calls abort forgets.
+func (fi *fileIngest) remember(id [16]byte, ref dupRef) {
+	fi.idx.add(id, ref)
+	if n := len(fi.added); n == 0 || len(fi.added[n-1]) == addedChunk {
+		fi.added = append(fi.added, make([][16]byte, 0, addedChunk))
+	}
+	last := &fi.added[len(fi.added)-1]
+	*last = append(*last, id)
+}
+
 func (fi *fileIngest) fail(err error) error { return &writeErr{err} }
 
 func (fi *fileIngest) emit(rec ingest.Record) error {
@@ -313,7 +330,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		UsageType: rec.UsageType, Duration: rec.Duration, Bytes: rec.Bytes, SourceFile: fi.entry.File,
 		SourceLine: rec.Line, FileSHA256: fi.entry.SHA256, CallID: rec.CallID}
 	id := fi.cdrID(rec, origin, dest)
-	row.CDRID = hex.EncodeToString(id[:])
+	// row.CDRID (the id in hex) is filled in by the writer's goroutine (pqFile.writeID)
 	// a call already staged is a duplicate, billable or not (a FreeSWITCH B leg of a staged A leg)
 	ref, dup, err := fi.idx.lookup(fi.ctx, day, id)
 	if err != nil {
@@ -322,17 +339,13 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if dup {
 		fi.entry.RowsDuplicate++
 		if fi.dups == nil {
-			p, err := createPQ[dupRow](filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
-			if err != nil {
-				return fi.fail(err)
-			}
-			fi.dups = p
+			fi.dups = createAsyncPQ[dupRow](fi.ctx, fi.aw, nil, setDupID, filepath.Join(fi.r.Cfg.Paths.Staging, dupsDir, fi.entry.SHA256+".parquet"))
 		}
 		of := fi.idx.files[ref.file()]
-		d := dupRow{CDRID: row.CDRID, Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
+		d := dupRow{Source: row.Source, SourceFile: row.SourceFile, SourceLine: row.SourceLine,
 			FileSHA256: row.FileSHA256, UsageDate: day, DupOfFile: of.file, DupOfLine: ref.line(), DupOfSHA256: of.sha,
 			StartUTC: row.StartUTC, Account: row.Account, Destination: row.Destination, DurationOrLen: row.Duration}
-		if err := fi.dups.write(d); err != nil {
+		if err := fi.dups.writeID(d, id); err != nil {
 			return fi.fail(err)
 		}
 		return nil
@@ -344,13 +357,9 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 		fi.entry.RowsNotBilled++
 		row.NotBilled = rec.NotBilled
 		if fi.notBill == nil {
-			p, err := createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
-			if err != nil {
-				return fi.fail(err)
-			}
-			fi.notBill = p
+			fi.notBill = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, setCDRID, filepath.Join(fi.r.Cfg.Paths.Staging, notBilledDir, fi.entry.SHA256+".parquet"))
 		}
-		if err := fi.notBill.write(row); err != nil {
+		if err := fi.notBill.writeID(row, id); err != nil {
 			return fi.fail(err)
 		}
 		return nil
@@ -359,18 +368,14 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if err != nil {
 		return fi.fail(err)
 	}
-	fi.idx.add(id, ref)
-	fi.added = append(fi.added, id)
+	fi.remember(id, ref)
 	w := fi.cdrs[day]
 	if w == nil {
-		w, err = createPQ[cdrRow](filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
-		if err != nil {
-			return fi.fail(err)
-		}
+		w = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, setCDRID, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
 		fi.cdrs[day] = w
 	}
 	fi.entry.RowsStaged++
-	if err := w.write(row); err != nil {
+	if err := w.writeID(row, id); err != nil {
 		return fi.fail(err)
 	}
 	return nil
@@ -380,11 +385,7 @@ func (fi *fileIngest) reject(rj ingest.Reject) error {
 	fi.entry.RowsRead++
 	fi.entry.RowsRejected++
 	if fi.rejects == nil {
-		p, err := createPQ[rejectRow](filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
-		if err != nil {
-			return fi.fail(err)
-		}
-		fi.rejects = p
+		fi.rejects = createAsyncPQ[rejectRow](fi.ctx, fi.aw, nil, nil, filepath.Join(fi.r.Cfg.Paths.Staging, rejectsDir, fi.entry.SHA256+".parquet"))
 	}
 	if err := fi.rejects.write(rejectRow{Source: fi.src.Name, SourceFile: fi.entry.File, SourceLine: rj.Line,
 		ColumnName: rj.Column, Reason: rj.Reason, Raw: rj.Raw, FileSHA256: fi.entry.SHA256}); err != nil {
@@ -447,35 +448,48 @@ func (fi *fileIngest) all(fn func(pqHandle) error) error {
 }
 
 type pqHandle interface {
-	finish() error
+	finishAsync() error
 	commit() error
 	abort()
 }
 
+// commit finishes every output (on the writer's goroutine, after the batches queued before) and
+// renames them into place. An error of a batch comes back as it would from emit; an error of
+// finishing or renaming as "write staging: ...".
 func (fi *fileIngest) commit() error {
 	err := fi.all(func(p pqHandle) error {
-		return p.finish()
+		return p.finishAsync()
 	})
+	if werr := fi.aw.wait(); err == nil {
+		err = werr
+	}
 	if err == nil {
 		err = fi.all(func(p pqHandle) error {
-			return p.commit()
+			if err := p.commit(); err != nil {
+				return fmt.Errorf("write staging: %w", err)
+			}
+			return nil
 		})
 	}
 	if err != nil {
 		fi.abort()
-		return fmt.Errorf("write staging: %w", err)
+		return err
 	}
 	return nil
 }
 
-// abort drops the file's temporary outputs and forgets the calls it added to the index.
+// abort stops the writer, drops the file's temporary outputs and forgets the calls it added to
+// the index.
 func (fi *fileIngest) abort() {
+	fi.aw.stop()
 	fi.all(func(p pqHandle) error {
 		p.abort()
 		return nil
 	})
-	for _, id := range fi.added {
-		delete(fi.idx.ids, id)
+	for _, chunk := range fi.added {
+		for _, id := range chunk {
+			delete(fi.idx.ids, id)
+		}
 	}
 }
 

@@ -2,10 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,6 +134,12 @@ func TestIngestStage(t *testing.T) {
 		FROM read_parquet('`+filepath.Join(dir, "staging", "duplicates", "*.parquet")+`') ORDER BY ALL`)
 	if strings.Join(dups, ",") != "carrier/a.csv|4|carrier/a.csv|2,carrier/b.csv|2|carrier/a.csv|3" {
 		t.Errorf("duplicates: %q", dups)
+	}
+	// and carry its cdr_id
+	if n := ingQueryInt(t, r, `SELECT count(*) FROM read_parquet('`+filepath.Join(dir, "staging", "duplicates", "*.parquet")+`') d
+		JOIN read_parquet('`+filepath.Join(dir, "staging", "cdrs", "*", "*.parquet")+`') c
+		ON c.source_file = d.duplicate_of_file AND c.source_line = d.duplicate_of_line AND c.cdr_id = d.cdr_id`); n != 2 {
+		t.Errorf("%d duplicates carry the cdr_id of the row they duplicate, want 2", n)
 	}
 
 	// Second run: the same files plus a copy of a.csv under another name (same content) and a new
@@ -252,6 +264,10 @@ func TestIngestStageMixed(t *testing.T) {
 	if len(nb) != 5 || nb[0] != "cucm1/cdr_StandAloneCluster_01_202510011200_1|4|never connected (dateTimeConnect 0)" {
 		t.Errorf("not billed: %q", nb)
 	}
+	if n := ingQueryInt(t, r, `SELECT count(DISTINCT cdr_id) FROM read_parquet('`+filepath.Join(dir, "staging", "not_billed", "*.parquet")+`')
+		WHERE regexp_full_match(cdr_id, '[0-9a-f]{32}')`); n != 5 {
+		t.Errorf("%d distinct well-formed cdr_ids among the 5 not billed rows", n)
+	}
 	// 9 staged, one of them (fs1 line 9) on 2025-11-02: 8 in the period
 	if n := ingQueryInt(t, r, "SELECT count(*) FROM staged_cdrs"); n != 8 {
 		t.Errorf("staged_cdrs: %d rows, want 8", n)
@@ -312,5 +328,136 @@ func TestIngestLedgerIsTheTruth(t *testing.T) {
 	}
 	if n := ingQueryInt(t, r2, "SELECT count(DISTINCT cdr_id) * 10 + count(*) FROM staged_cdrs"); n != 22 {
 		t.Errorf("after re-ingest: distinct*10+rows = %d, want 22", n)
+	}
+}
+
+// TestIngestWriterFailure: an error of the Parquet writer's goroutine (a batch in the middle of a
+// file, or finishing the file) or a cancelled context stops the file: the stage fails with the
+// same error as a synchronous write would give, no temporary or staged file of it is left, the
+// ledger is untouched, and the next run ingests the file in full.
+func TestIngestWriterFailure(t *testing.T) {
+	dir := t.TempDir()
+	inbox := filepath.Join(dir, "inbox", "carrier")
+	ingWriteFile(t, filepath.Join(inbox, "a.csv"), ingHeader+
+		"a1,ACME,outbound,3055550101,3055550123,2025-10-01T12:00:00Z,60,voice,\n")
+	r := ingestTestRun(t, dir)
+	if err := (IngestStage{}).Run(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	staging := filepath.Join(dir, "staging")
+	before := stagingFiles(t, staging)
+	ledger, err := os.ReadFile(filepath.Join(staging, ledgerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows = 100_000 // about 3 300 rows a day: several batches per day's file
+	ingGenericRows(t, filepath.Join(inbox, "usage.csv"), rows)
+	errFault := fmt.Errorf("fault injected")
+	for _, tc := range []struct {
+		name, job string
+		after     int // jobs of that kind that succeed first
+		want      string
+	}{
+		{"batch", "batch", 10, "ingest carrier/usage.csv: fault injected"},
+		{"first batch", "batch", 0, "ingest carrier/usage.csv: fault injected"},
+		{"finish", "finish", 5, "ingest carrier/usage.csv: write staging: fault injected"},
+		{"cancel", "batch", 10, "ingest carrier/usage.csv: context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var n atomic.Int64
+			pqFault = func(job string) error {
+				if job != tc.job || n.Add(1) <= int64(tc.after) {
+					return nil
+				}
+				if tc.name == "cancel" {
+					cancel()
+					time.Sleep(10 * time.Millisecond) // the parse goes on until its next batch
+					return nil
+				}
+				return errFault
+			}
+			defer func() { pqFault = nil }()
+			err := (IngestStage{}).Run(ctx, ingestTestRun(t, dir))
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if tc.name == "cancel" && !errors.Is(err, context.Canceled) {
+				t.Errorf("%v is not context.Canceled", err)
+			}
+			if tc.name != "cancel" && !errors.Is(err, errFault) {
+				t.Errorf("%v does not wrap the writer's error", err)
+			}
+			if after := stagingFiles(t, staging); !slices.Equal(after, before) {
+				t.Errorf("staging files after the failure:\n%s\nwant:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+			}
+			if b, _ := os.ReadFile(filepath.Join(staging, ledgerName)); string(b) != string(ledger) {
+				t.Errorf("ledger changed:\n%s", b)
+			}
+		})
+	}
+	// A partition folder that cannot be created (a file in its place): the writer's goroutine
+	// opens the files, its error is the stage's as it was when emit opened them.
+	blocker := filepath.Join(staging, cdrsDir, partitionPfx+"2025-10-20")
+	os.Remove(blocker) // the empty folder the failures above left
+	ingWriteFile(t, blocker, "not a folder")
+	before = stagingFiles(t, staging)
+	err = (IngestStage{}).Run(context.Background(), ingestTestRun(t, dir))
+	if err == nil || !strings.HasPrefix(err.Error(), "ingest carrier/usage.csv: open "+blocker) || !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("blocked partition: error %v", err)
+	}
+	if after := stagingFiles(t, staging); !slices.Equal(after, before) {
+		t.Errorf("staging files after the failure:\n%s\nwant:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+
+	r = ingestTestRun(t, dir)
+	if err := (IngestStage{}).Run(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	ingCheckCounts(t, r, map[string]int64{"files_ingested": 1, "files_already_ingested": 1, "rows_read": rows,
+		"rows_duplicate": rows / 100})
+}
+
+// stagingFiles lists every file under the staging folder (temporary ones included), sorted.
+func stagingFiles(t *testing.T, staging string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(staging, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(staging, path)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestIngestAbortForgetsCalls: abort removes from the duplicate index every call the file added
+// (over several chunks of the list), and only those.
+func TestIngestAbortForgetsCalls(t *testing.T) {
+	idx := &dedupIndex{ids: map[[16]byte]dupRef{}}
+	other := [16]byte{0xff, 1}
+	idx.add(other, 7)
+	fi := &fileIngest{idx: idx, aw: newPQWriter(), cdrs: map[int32]*pqFile[cdrRow]{}}
+	n := 2*addedChunk + 5
+	for i := range n {
+		var id [16]byte
+		binary.BigEndian.PutUint64(id[:], uint64(i))
+		fi.remember(id, dupRef(i))
+	}
+	if len(idx.ids) != n+1 || len(fi.added) != 3 {
+		t.Fatalf("%d ids in the index, %d chunks", len(idx.ids), len(fi.added))
+	}
+	fi.abort()
+	if len(idx.ids) != 1 || idx.ids[other] != 7 {
+		t.Errorf("after abort: %d ids in the index, want only the other file's", len(idx.ids))
 	}
 }

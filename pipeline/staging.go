@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 
@@ -95,7 +97,10 @@ type rejectRow struct {
 	FileSHA256 string `parquet:"file_sha256"`
 }
 
-// pqFile writes one Parquet file under a temporary name; commit renames it into place.
+// pqFile writes one Parquet file under a temporary name; commit renames it into place. Rows are
+// collected in batches of pqBatchRows; a full batch is encoded at once, or, when the file has an
+// asynchronous writer (async), handed to that writer's goroutine, which alone touches the Parquet
+// writer until finish.
 type pqFile[T any] struct {
 	path string
 	f    *os.File
@@ -103,39 +108,144 @@ type pqFile[T any] struct {
 	w    *parquet.GenericWriter[T]
 	buf  []T
 	n    int64
+	ctx  context.Context
+	aw   *pqWriter
+	free chan []T // batches the writer is done with, for reuse
+	// ids are the cdr_ids of buf's rows (writeID), set into the rows in hex by setID when the
+	// batch is encoded: the hex strings are made on the writer's goroutine, one allocation a batch.
+	ids   [][16]byte
+	setID func(*T, string)
 }
 
+func setCDRID(r *cdrRow, id string) { r.CDRID = id }
+func setDupID(r *dupRow, id string) { r.CDRID = id }
+
+// fillIDs sets the hex form of ids[i] into rows[i].
+func fillIDs[T any](rows []T, ids [][16]byte, set func(*T, string)) {
+	if set == nil {
+		return
+	}
+	if len(ids) != len(rows) {
+		panic(fmt.Sprintf("staging: %d rows with %d ids (a row written with write instead of writeID)", len(rows), len(ids)))
+	}
+	b := make([]byte, 32*len(ids))
+	for i := range ids {
+		hex.Encode(b[32*i:], ids[i][:])
+	}
+	all := string(b)
+	for i := range rows {
+		set(&rows[i], all[32*i:32*i+32])
+	}
+}
+
+// pqBatchRows is the number of rows handed to parquet-go at a time.
+const pqBatchRows = 1024
+
 func createPQ[T any](path string) (*pqFile[T], error) {
-	dir := filepath.Dir(path)
+	p := &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows)}
+	if err := p.open(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// open creates the temporary file (and its folder) and the Parquet writer.
+func (p *pqFile[T]) open() error {
+	dir := filepath.Dir(p.path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(p.path)+".*.tmp")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	bw := bufio.NewWriterSize(f, 256<<10)
-	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
+	p.f = f
+	p.bw = bufio.NewWriterSize(f, 256<<10)
+	p.w = parquet.NewGenericWriter[T](p.bw, parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(rowGroupLimit),
 		parquet.CreatedBy("cdrbill", "", ""))
-	return &pqFile[T]{path: path, f: f, bw: bw, w: w, buf: make([]T, 0, 1024)}, nil
+	return nil
+}
+
+// createAsyncPQ is createPQ with the work done by aw's goroutine: its first job creates the
+// temporary file (an error comes back as that job's error), then encodes. free is where batches
+// go back for reuse, shared by files of the same row type (nil: the file's own).
+func createAsyncPQ[T any](ctx context.Context, aw *pqWriter, free chan []T, setID func(*T, string), path string) *pqFile[T] {
+	if free == nil {
+		free = newBatchFree[T]()
+	}
+	p := &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows), ctx: ctx, aw: aw, free: free, setID: setID}
+	if setID != nil {
+		p.ids = make([][16]byte, 0, pqBatchRows)
+	}
+	return p
+}
+
+// opened opens the file on its first job.
+func (p *pqFile[T]) opened() error {
+	if p.f != nil {
+		return nil
+	}
+	return p.open()
+}
+
+// newBatchFree is a free list of batches, large enough for every batch that can be queued.
+func newBatchFree[T any]() chan []T { return make(chan []T, pqWriterQueue+2) }
+
+// writeID writes a row whose cdr_id (left empty in row) is id.
+func (p *pqFile[T]) writeID(row T, id [16]byte) error {
+	p.ids = append(p.ids, id)
+	return p.write(row)
 }
 
 func (p *pqFile[T]) write(row T) error {
 	p.buf = append(p.buf, row)
 	p.n++
 	if len(p.buf) == cap(p.buf) {
+		if p.aw != nil {
+			return p.sendBatch()
+		}
 		return p.flush()
 	}
 	return nil
+}
+
+// sendBatch hands the full batch to the writer's goroutine and starts a new one.
+func (p *pqFile[T]) sendBatch() error {
+	batch, ids := p.buf, p.ids
+	select {
+	case p.buf = <-p.free:
+	default:
+		p.buf = make([]T, 0, pqBatchRows)
+	}
+	if p.setID != nil {
+		p.ids = make([][16]byte, 0, pqBatchRows)
+	}
+	return p.aw.send(p.ctx, func() error {
+		if err := runFault("batch"); err != nil {
+			return err
+		}
+		if err := p.opened(); err != nil {
+			return err
+		}
+		fillIDs(batch, ids, p.setID)
+		_, err := p.w.Write(batch)
+		clear(batch)
+		select {
+		case p.free <- batch[:0]:
+		default:
+		}
+		return err
+	})
 }
 
 func (p *pqFile[T]) flush() error {
 	if len(p.buf) == 0 {
 		return nil
 	}
+	fillIDs(p.buf, p.ids, p.setID)
 	_, err := p.w.Write(p.buf)
 	clear(p.buf)
-	p.buf = p.buf[:0]
+	p.buf, p.ids = p.buf[:0], p.ids[:0]
 	return err
 }
 
@@ -156,12 +266,40 @@ func (p *pqFile[T]) finish() error {
 	return p.f.Close()
 }
 
+// finishAsync queues finish (the last rows, the footer, the sync) on the writer's goroutine,
+// after the file's batches; its error comes back from the writer as "write staging: ...".
+func (p *pqFile[T]) finishAsync() error {
+	return p.aw.send(p.ctx, func() error {
+		if err := p.opened(); err != nil {
+			return err
+		}
+		err := runFault("finish")
+		if err == nil {
+			err = p.finish()
+		}
+		if err != nil {
+			return fmt.Errorf("write staging: %w", err)
+		}
+		return nil
+	})
+}
+
 func (p *pqFile[T]) commit() error { return os.Rename(p.f.Name(), p.path) }
 
 func (p *pqFile[T]) abort() {
+	if p.f == nil {
+		return // never opened
+	}
 	p.f.Close()
 	os.Remove(p.f.Name())
 }
+
+// fastSnappy is parquet-go's SNAPPY codec with klauspost's default snappy encoder instead of its
+// "better" one (which parquet-go's codec uses through klauspost/compress/snappy): the same format,
+// any snappy reader decodes it, at about half the encoding CPU for slightly larger pages.
+type fastSnappy struct{ snappy.Codec }
+
+func (*fastSnappy) Encode(dst, src []byte) ([]byte, error) { return s2.EncodeSnappy(dst, src), nil }
 
 // writeEmptyPQ writes a Parquet file with T's columns and no rows (the schema of a view when
 // nothing is staged yet).

@@ -12,17 +12,23 @@ import (
 // number; running them through phonenumbers.Parse (a dozen regular expressions per number) cost
 // most of ingest's CPU. For such a number, Parse + IsPossibleNumber + Format(E164) returns the
 // number unchanged, with one exception: libphonenumber strips a national prefix written after the
-// country code (+44 0 20..., +1 1 305...) or applies the country's national prefix transform rule.
-// e164Fast recognises the numbers where that cannot happen, so Normalize may return them as they
-// are; everything else takes the full libphonenumber path. TestE164FastMatchesLibphonenumber checks
+// country code (+44 0 20..., +1 1 305...) or applies the country's national prefix transform rule,
+// and it does either only when the country's "national prefix for parsing" matches at the start
+// of the national number. e164Fast recognises the numbers where that pattern does not match (so
+// that cannot happen), so Normalize may return them as they are; everything else takes the full
+// libphonenumber path. TestE164FastMatchesLibphonenumber checks
 // the equivalence over every country calling code, every leading two digits and every length.
 
 // ccRule is what the fast path needs to know of one country calling code.
 type ccRule struct {
 	known    bool     // libphonenumber maps the code to a region (Parse takes it as the calling code)
 	valid    bool     // the main region's metadata was found
-	slow     bool     // its national prefix for parsing is a pattern: always take the full path
+	slow     bool     // its national prefix for parsing does not compile: always take the full path
 	prefixes []string // its national prefix for parsing, when it is literal digits or an alternation of them
+	// prefixRE is its national prefix for parsing when it is any other pattern, anchored at the
+	// start exactly as libphonenumber anchors it (maybeStripNationalPrefixAndCarrierCode): when it
+	// does not match, libphonenumber neither strips nor transforms anything.
+	prefixRE *regexp.Regexp
 }
 
 var (
@@ -57,7 +63,12 @@ func loadCCRules() {
 		case literalAlternatives.MatchString(p):
 			r.prefixes = strings.Split(p, "|")
 		default:
-			r.slow = true
+			re, err := regexp.Compile("^(?:" + p + ")")
+			if err != nil {
+				r.slow = true
+			} else {
+				r.prefixRE = re
+			}
 		}
 		ccRules[cc] = r
 	}
@@ -96,6 +107,9 @@ func e164Fast(s string) bool {
 			if strings.HasPrefix(s[i+1:], p) {
 				return false
 			}
+		}
+		if r.prefixRE != nil && r.prefixRE.MatchString(s[i+1:]) {
+			return false
 		}
 		return true
 	}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"testing"
 
@@ -26,7 +27,10 @@ func TestE164Fast(t *testing.T) {
 		{"+4402079460123", false},    // UK with its trunk 0: libphonenumber strips it
 		{"+113055550123", false},     // NANP with its national prefix 1
 		{"+390612345678", true},      // Italy: leading zero kept by E.164
-		{"+5491123456789", false},    // Argentina: national prefix is a pattern
+		{"+5491123456789", false},    // Argentina: its national prefix pattern may match empty
+		{"+81312345678", true},       // Japan: its national prefix pattern does not match 3...
+		{"+81012345678", false},      // Japan with its trunk 0: the pattern matches, libphonenumber strips it
+		{"+5511987654321", true},     // Brazil: its national prefix pattern does not match 11...
 		{"+80012345678", true},       // non-geographic (freephone)
 		{"+0123456789", false},       // no calling code starts with 0
 		{"+2812345678", false},       // 28x: not a calling code
@@ -90,4 +94,42 @@ func TestNormalizeSameAsSlow(t *testing.T) {
 			t.Errorf("Normalize(%q) = %q, libphonenumber %q", in, got, want)
 		}
 	}
+}
+
+// TestE164FastRandomDigits: as TestE164FastMatchesLibphonenumber, on random national numbers of
+// every length for every calling code, so that national prefix patterns that look further than the
+// first two digits are exercised too.
+func TestE164FastRandomDigits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken, patterns := 0, 0
+	for cc := range phonenumbers.GetSupportedCallingCodes() {
+		ccs := strconv.Itoa(cc)
+		ccRulesOnce.Do(loadCCRules)
+		n := 200
+		if ccRules[cc].prefixRE != nil {
+			n = 2000 // the codes whose national prefix is a pattern
+		}
+		for range n {
+			nsnLen := 8 - len(ccs) + rng.IntN(8)
+			b := []byte("+" + ccs)
+			for range nsnLen {
+				b = append(b, byte('0'+rng.IntN(10)))
+			}
+			in := string(b)
+			if !e164Fast(in) {
+				continue
+			}
+			taken++
+			if ccRules[cc].prefixRE != nil {
+				patterns++
+			}
+			if got := slowNormalize("US", in); got != in {
+				t.Errorf("fast path keeps %q, libphonenumber gives %q", in, got)
+			}
+		}
+	}
+	if patterns < 10000 {
+		t.Errorf("fast path took only %d numbers of codes with a national prefix pattern", patterns)
+	}
+	t.Logf("fast path took %d numbers, %d of codes with a national prefix pattern", taken, patterns)
 }

@@ -68,11 +68,13 @@ func (n *Normalizer) normalize(raw string) string {
 // uriUser reduces sip:user@host or tel:+1... to the user part.
 func uriUser(s string) string {
 	s = strings.TrimSpace(s)
-	low := strings.ToLower(s)
-	for _, p := range []string{"sips:", "sip:", "tel:"} {
-		if strings.HasPrefix(low, p) {
-			s = s[len(p):]
-			break
+	if s != "" && (s[0] == 's' || s[0] == 'S' || s[0] == 't' || s[0] == 'T') { // most numbers: no scheme to look for
+		low := strings.ToLower(s)
+		for _, p := range []string{"sips:", "sip:", "tel:"} {
+			if strings.HasPrefix(low, p) {
+				s = s[len(p):]
+				break
+			}
 		}
 	}
 	if i := strings.IndexAny(s, "@;"); i >= 0 {
