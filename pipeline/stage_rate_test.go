@@ -243,6 +243,10 @@ var rateCases = []rateCase{
 	{name: "voice on a data-only plan", call: rtCall{account: "ACCT-DATA", dest: "+13055550123", duration: 60}, errKind: "unrated"},
 	{name: "longest prefix beats cheaper shorter", call: rtCall{account: "ACCT-LPM", dest: "+13055550123", duration: 60}, amount: "0.50", prefix: "+1305555", product: "lpm-long", billed: "60"},
 	{name: "shorter prefix elsewhere", call: rtCall{account: "ACCT-LPM", dest: "+12125550123", duration: 60}, amount: "0.01", prefix: "1", product: "lpm-short", billed: "60"},
+	// calls are matched on the destination cut to the deck's longest prefix (7 digits here): a
+	// shorter destination is its own cut, and one that differs only after the cut shares it
+	{name: "destination shorter than the deck's longest prefix", call: rtCall{account: "ACCT-LPM", dest: "+1305", duration: 60}, amount: "0.01", prefix: "1", product: "lpm-short", billed: "60"},
+	{name: "same cut, other digits after it", call: rtCall{account: "ACCT-LPM", dest: "+13055559999", duration: 60}, amount: "0.50", prefix: "+1305555", product: "lpm-long", billed: "60"},
 	{name: "no fallback prefix", call: rtCall{account: "ACCT-LPM", dest: "+447700900123", duration: 60}, errKind: "unrated"},
 	{name: "outbound inbound-only deck", call: rtCall{account: "ACCT-LPM", direction: "inbound", dest: "+13055550123", duration: 60}, errKind: "unrated"},
 	{name: "own direction beats any", call: rtCall{account: "ACCT-DIR", dest: "+13055550123", duration: 60}, amount: "0.10", product: "dir-out", billed: "60"},
