@@ -46,7 +46,7 @@ func runRateModels(ctx context.Context, db *sql.DB) (err error) {
 		return fmt.Errorf("rating: %w", err)
 	}
 	defer func() {
-		if _, rerr := db.ExecContext(ctx, "RESET disabled_optimizers"); rerr != nil && err == nil {
+		if _, rerr := db.ExecContext(context.WithoutCancel(ctx), "RESET disabled_optimizers"); rerr != nil && err == nil {
 			err = fmt.Errorf("rating: %w", rerr)
 		}
 	}()

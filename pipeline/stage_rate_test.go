@@ -280,6 +280,11 @@ func TestRateStage(t *testing.T) {
 	if got := (RateStage{}).String(); got != "rate" {
 		t.Errorf("String() = %q", got)
 	}
+	// the join-side setting of the rating models does not outlive them
+	var disabled string
+	if err := r.DB.QueryRowContext(ctx, `SELECT current_setting('disabled_optimizers')`).Scan(&disabled); err != nil || disabled != "" {
+		t.Errorf("disabled_optimizers after rating = %q (%v), want empty", disabled, err)
+	}
 	for i, tc := range rateCases {
 		t.Run(tc.name, func(t *testing.T) {
 			id := fmt.Sprintf("cdr-%03d", i)
