@@ -98,9 +98,8 @@ type rejectRow struct {
 }
 
 // pqFile writes one Parquet file under a temporary name; commit renames it into place. Rows are
-// collected in batches of pqBatchRows; a full batch is encoded at once, or, when the file has an
-// asynchronous writer (async), handed to that writer's goroutine, which alone touches the Parquet
-// writer until finish.
+// collected in batches of pqBatchRows; a full batch is handed to the file's pqWriter, whose
+// goroutine alone touches the Parquet writer until finish.
 type pqFile[T any] struct {
 	path string
 	f    *os.File
@@ -141,6 +140,8 @@ func fillIDs[T any](rows []T, ids [][16]byte, set func(*T, string)) {
 // pqBatchRows is the number of rows handed to parquet-go at a time.
 const pqBatchRows = 1024
 
+// createPQ creates a file finished on the calling goroutine: only the zero-row schema files
+// (writeEmptyPQ); files with rows are written by a pqWriter (createAsyncPQ).
 func createPQ[T any](path string) (*pqFile[T], error) {
 	p := &pqFile[T]{path: path, buf: make([]T, 0, pqBatchRows)}
 	if err := p.open(); err != nil {
@@ -201,10 +202,7 @@ func (p *pqFile[T]) write(row T) error {
 	p.buf = append(p.buf, row)
 	p.n++
 	if len(p.buf) == cap(p.buf) {
-		if p.aw != nil {
-			return p.sendBatch()
-		}
-		return p.flush()
+		return p.sendBatch()
 	}
 	return nil
 }
