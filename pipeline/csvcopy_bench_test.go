@@ -55,7 +55,7 @@ const benchDetailQuery = `SELECT * FROM detail ORDER BY cdr_id`
 // BenchmarkWriteQueryCSVCopy: DuckDB writes the file (COPY, formatting in SQL).
 func BenchmarkWriteQueryCSVCopy(b *testing.B) {
 	benchWriteDetail(b, func(r *Run, path string) (int64, error) {
-		n, ok, err := copyQueryCSV(context.Background(), r.DB, path, benchDetailQuery)
+		n, ok, err := copyQueryCSV(context.Background(), r.DB, path, benchDetailQuery, nil)
 		if !ok {
 			b.Fatal("copy path declined")
 		}

@@ -143,7 +143,7 @@ func TestWriteQueryCSVCopyMatchesScan(t *testing.T) {
 	for name, q := range queries {
 		t.Run(name, func(t *testing.T) {
 			copyPath, scanPath := filepath.Join(dir, name+".copy.csv"), filepath.Join(dir, name+".scan.csv")
-			n1, ok, err := copyQueryCSV(ctx, r.DB, copyPath, q)
+			n1, ok, err := copyQueryCSV(ctx, r.DB, copyPath, q, nil)
 			if err != nil || !ok {
 				t.Fatalf("copy path: ok %v, %v", ok, err)
 			}
@@ -200,7 +200,7 @@ func TestWriteQueryCSVFallback(t *testing.T) {
 			args = []any{"=1"}
 			want = "p\n'=1\n"
 		}
-		if _, ok, err := copyQueryCSV(ctx, r.DB, path, q); ok || err != nil {
+		if _, ok, err := copyQueryCSV(ctx, r.DB, path, q, nil); ok || err != nil {
 			t.Errorf("%s: copy path took it (ok %v, %v)", q, ok, err)
 		}
 		if _, err := WriteQueryCSV(ctx, r.DB, path, q, args...); err != nil {
@@ -225,8 +225,65 @@ func TestCopyQueryCSVRefusesUnorderedPlan(t *testing.T) {
 	mustExec(t, r, `CREATE OR REPLACE MACRO safe_text(s) AS
 		CASE WHEN ascii(s) IN (61, 43, 45, 64, 9, 13) THEN '''' || s ELSE s END`)
 	q := `SELECT md5(i::VARCHAR) AS id FROM range(100000) t(i) ORDER BY id`
-	_, ok, err := copyQueryCSV(ctx, r.DB, filepath.Join(t.TempDir(), "x.csv"), q)
+	_, ok, err := copyQueryCSV(ctx, r.DB, filepath.Join(t.TempDir(), "x.csv"), q, nil)
 	if ok || err != nil {
 		t.Errorf("copy path ran an unordered plan: ok %v, %v", ok, err)
+	}
+}
+
+// TestWriteSortedQueryCSV: written range by range, the file has the bytes of one sort, for hex
+// keys, keys that are not hex, repeated keys and no rows; every key falls in exactly one range.
+func TestWriteSortedQueryCSV(t *testing.T) {
+	r := newTestRun(t)
+	ctx := context.Background()
+	mustExec(t, r, `CREATE TABLE keyed AS
+		SELECT md5(i::VARCHAR) AS id, i FROM range(5000) t(i)
+		UNION ALL SELECT k, 9000 + n FROM (VALUES ('', 1), ('0', 2), ('1', 3), ('9zz', 4), (':', 5), ('A', 6),
+			('a', 7), ('f', 8), ('ffff', 9), ('g', 10), ('~', 11), ('é', 12), ('a', 13), ('0', 14)) v(k, n)`)
+	queries := map[string]string{
+		"keys":  `SELECT id AS cdr_id, i, CAST(i AS DECIMAL(18, 2)) * 0.01 AS amount FROM keyed ORDER BY cdr_id, i`,
+		"empty": `SELECT id AS cdr_id, i FROM keyed WHERE i < 0 ORDER BY cdr_id, i`,
+	}
+	dir := t.TempDir()
+	for name, q := range queries {
+		t.Run(name, func(t *testing.T) {
+			sorted, whole := filepath.Join(dir, name+".sorted.csv"), filepath.Join(dir, name+".whole.csv")
+			n1, ok, err := copyQueryCSV(ctx, r.DB, sorted, q, keyRanges("cdr_id")) // WriteSortedQueryCSV's DuckDB path
+			if err != nil || !ok {
+				t.Fatalf("copy path: ok %v, %v", ok, err)
+			}
+			n2, err := scanQueryCSV(ctx, r.DB, whole, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n1 != n2 {
+				t.Errorf("rows: by range %d, whole %d", n1, n2)
+			}
+			a, _ := os.ReadFile(sorted)
+			b, _ := os.ReadFile(whole)
+			if !bytes.Equal(a, b) {
+				t.Errorf("by range and whole differ: %s", firstDiff(a, b))
+			}
+		})
+	}
+	ranges := keyRanges("cdr_id")
+	if len(ranges) != 16 {
+		t.Fatalf("%d ranges, want 16", len(ranges))
+	}
+	var sum []string
+	for _, c := range ranges {
+		sum = append(sum, "CASE WHEN "+c+" THEN 1 ELSE 0 END")
+	}
+	var bad int
+	if err := r.DB.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT id AS cdr_id FROM keyed) WHERE "+
+		strings.Join(sum, " + ")+" <> 1").Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Errorf("%d keys not in exactly one range", bad)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
 	}
 }

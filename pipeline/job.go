@@ -35,10 +35,13 @@ func NewRun(ctx context.Context, cfg *Config, period Period, log *slog.Logger) (
 	return r, nil
 }
 
-// Close releases the database and removes the work folder (published files were moved out).
+// Close releases the database and removes the work folder (published files were moved out) and
+// the scratch folder.
 func (r *Run) Close() error {
 	os.RemoveAll(filepath.Dir(r.WorkDir))
-	return r.DB.Close()
+	err := r.DB.Close()
+	os.RemoveAll(r.ScratchDir())
+	return err
 }
 
 func newRunID() string {

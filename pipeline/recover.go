@@ -118,9 +118,10 @@ func Recover(cfg *Config, keepWork string, log *slog.Logger) ([]string, error) {
 			return did, fmt.Errorf("recover: %w", err)
 		}
 	}
-	// schema files of earlier runs' staging views
+	// schema files of earlier runs' staging views, scratch folders of runs that died
 	olds, _ := filepath.Glob(filepath.Join(cfg.DuckDB.TempDirectory, "staging-schema-*"))
-	for _, o := range olds {
+	scratch, _ := filepath.Glob(filepath.Join(cfg.DuckDB.TempDirectory, scratchPfx+"*"))
+	for _, o := range append(olds, scratch...) {
 		os.RemoveAll(o)
 	}
 

@@ -53,6 +53,9 @@ func TestRecover(t *testing.T) {
 		"output/.work-mine/2025-10/usage_detail.csv":  "the calling run's",
 		"output/2025-09/usage_detail.csv":             "kept",
 		"output/2025-09/.usage_detail.csv123":         "renameio temp",
+		// scratch of runs that died
+		"staging/tmp/run-r0/rated_usage-1/schema.parquet": "rated calls",
+		"staging/tmp/staging-schema-r0/cdrs.parquet":      "schema",
 	})
 	j, _ := json.Marshal(publishJournal{Target: filepath.Join(cfg.Paths.Output, "2025-10"),
 		Work: filepath.Join(cfg.Paths.Output, ".work-r2", "2025-10"), Keep: filepath.Join(cfg.Paths.Output, "2025-10.versions", "v1")})

@@ -68,6 +68,15 @@ func (r *Run) NeedsReview(kind string, n int64) {
 	sort.Slice(r.Review, func(i, j int) bool { return r.Review[i].Kind < r.Review[j].Kind })
 }
 
+// ScratchDir is the run's own folder in temp_directory, for intermediate files that are not
+// published (rated_usage's Parquet); Close removes it, and Recover removes those of runs that
+// died.
+func (r *Run) ScratchDir() string {
+	return filepath.Join(r.Cfg.DuckDB.TempDirectory, scratchPfx+safeID(r.ID))
+}
+
+const scratchPfx = "run-"
+
 // OutPath is the path of a period file in the run's work folder.
 func (r *Run) OutPath(name string) string { return filepath.Join(r.WorkDir, name) }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 )
 
 // RateStage prices every staged CDR (sql/rating_*.sql): it reads staged_cdrs and the ref_* tables
@@ -24,7 +27,7 @@ var rateModels = []string{
 // rateTempViews and rateTempTables are the intermediate views and tables of rateModels, dropped
 // once rated_usage is written (views first: they read the tables).
 var (
-	rateTempViews  = []string{"rating_call_rates", "rating_calls"}
+	rateTempViews  = []string{"rating_rated", "rating_call_rates", "rating_calls"}
 	rateTempTables = []string{
 		"rating_minutes", "rating_slots", "rating_band_sets", "rating_heads", "rating_days",
 		"rating_prefix_hits", "rating_cut_prefix", "rating_keys", "rating_match", "rating_quantities",
@@ -32,8 +35,8 @@ var (
 	}
 )
 
-// runRateModels runs the rating models on db, leaving their intermediate tables in place (Trace
-// reads them).
+// runRateModels runs the rating models on the run's database and stores rated_usage
+// (writeRatedUsage), leaving the intermediate tables in place (Trace reads them).
 //
 // DuckDB picks each join's build side (the one it hashes) from estimated row counts, and after the
 // staged calls are joined to customers its estimate falls below the small tables'; it then hashes
@@ -41,7 +44,8 @@ var (
 // calls). The models put the calls first and the small table on the right of every join, so the
 // optimizer that flips sides is off while they run (the settings hold for the connection, and
 // OpenDB keeps one).
-func runRateModels(ctx context.Context, db *sql.DB) (err error) {
+func runRateModels(ctx context.Context, r *Run) (err error) {
+	db := r.DB
 	if _, err := db.ExecContext(ctx, "SET disabled_optimizers = 'build_side_probe_side'"); err != nil {
 		return fmt.Errorf("rating: %w", err)
 	}
@@ -54,6 +58,52 @@ func runRateModels(ctx context.Context, db *sql.DB) (err error) {
 		if err := ExecModel(ctx, db, m); err != nil {
 			return err
 		}
+	}
+	return writeRatedUsage(ctx, r)
+}
+
+// writeRatedUsage stores the rated calls (view rating_rated) as Parquet in the run's scratch folder
+// and makes rated_usage a view of those files. As a table, DuckDB would keep ten million wide rows
+// uncompressed and spill them to temp_directory (2.9 GB at 10 M calls, against 0.8 GB of Parquet).
+// The files are split by the first character of cdr_id, so that a reader of one cdr_id range
+// (usage_detail.csv is written range by range, WriteSortedQueryCSV) skips the other files on their
+// statistics. A zero-row file of the same columns comes last in the list: it keeps the view valid
+// when nothing was rated, and DuckDB estimates a list's rows from its first file.
+func writeRatedUsage(ctx context.Context, r *Run) error {
+	// Trace rates again on the same run: a new folder each time, because DuckDB's external file
+	// cache keeps what it read of a file by path.
+	olds, _ := filepath.Glob(filepath.Join(r.ScratchDir(), "rated_usage-*"))
+	for _, o := range olds {
+		if err := os.RemoveAll(o); err != nil {
+			return fmt.Errorf("rated_usage: %w", err)
+		}
+	}
+	if err := os.MkdirAll(r.ScratchDir(), 0o755); err != nil {
+		return fmt.Errorf("rated_usage: %w", err)
+	}
+	dir, err := os.MkdirTemp(r.ScratchDir(), "rated_usage-")
+	if err != nil {
+		return fmt.Errorf("rated_usage: %w", err)
+	}
+	shards, schema := filepath.Join(dir, "shards"), filepath.Join(dir, "schema.parquet")
+	for _, stmt := range []string{
+		"COPY (SELECT *, ascii(cdr_id) AS cdr_shard FROM rating_rated) TO " + sqlString(shards) +
+			" (FORMAT parquet, PARTITION_BY (cdr_shard))",
+		"COPY (FROM rating_rated LIMIT 0) TO " + sqlString(schema) + " (FORMAT parquet)",
+	} {
+		if _, err := r.DB.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("rated_usage: %w", err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(shards, "*", "*.parquet"))
+	if err != nil {
+		return fmt.Errorf("rated_usage: %w", err)
+	}
+	sort.Strings(files)
+	files = append(files, schema)
+	if _, err := r.DB.ExecContext(ctx, "CREATE OR REPLACE VIEW rated_usage AS SELECT * FROM read_parquet("+
+		sqlList(files)+", hive_partitioning = false)"); err != nil {
+		return fmt.Errorf("rated_usage: %w", err)
 	}
 	return nil
 }
@@ -73,7 +123,7 @@ func dropRateTempTables(ctx context.Context, db *sql.DB) error {
 }
 
 func (RateStage) Run(ctx context.Context, r *Run) error {
-	if err := runRateModels(ctx, r.DB); err != nil {
+	if err := runRateModels(ctx, r); err != nil {
 		return err
 	}
 	if err := dropRateTempTables(ctx, r.DB); err != nil {

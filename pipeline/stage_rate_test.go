@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -364,6 +366,25 @@ func TestRateStage(t *testing.T) {
 	// The export stage owns the error queue's review items; rating only counts.
 	if len(r.Review) != 0 {
 		t.Errorf("review %v", r.Review)
+	}
+	// rated_usage is a view of Parquet files in the run's scratch folder, one per first character
+	// of cdr_id (all "c" here); Close removes them
+	var kind string
+	var files int64
+	if err := r.DB.QueryRowContext(ctx, `SELECT table_type FROM information_schema.tables WHERE table_name = 'rated_usage'`).
+		Scan(&kind); err != nil || kind != "VIEW" {
+		t.Errorf("rated_usage is a %q (%v), want a VIEW", kind, err)
+	}
+	shards, _ := filepath.Glob(filepath.Join(r.ScratchDir(), "rated_usage-*", "shards", "*", "*.parquet"))
+	if err := r.DB.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet("+sqlList(shards)+")").Scan(&files); err != nil ||
+		len(shards) != 1 || files != rated {
+		t.Errorf("rated_usage files %v hold %d rows (%v), want one file of %d", shards, files, err, rated)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(r.ScratchDir()); !os.IsNotExist(err) {
+		t.Errorf("scratch folder left after Close: %v", err)
 	}
 }
 

@@ -21,16 +21,22 @@ func (SummaryStage) Run(ctx context.Context, r *Run) error {
 	if err := ExecModel(ctx, r.DB, "invoice_usage_summary.sql"); err != nil {
 		return err
 	}
-	files := []struct{ name, model, count string }{
-		{"usage_detail.csv", "invoice_usage_detail_csv.sql", "usage_detail_rows"},
-		{"usage_summary.csv", "invoice_usage_summary_csv.sql", "usage_summary_rows"},
+	// usage_detail.csv is sorted by cdr_id and has a row per rated call: written range by range.
+	files := []struct{ name, model, count, sortKey string }{
+		{"usage_detail.csv", "invoice_usage_detail_csv.sql", "usage_detail_rows", "cdr_id"},
+		{"usage_summary.csv", "invoice_usage_summary_csv.sql", "usage_summary_rows", ""},
 	}
 	for _, f := range files {
 		q, err := models.Model(f.model)
 		if err != nil {
 			return err
 		}
-		n, err := WriteQueryCSV(ctx, r.DB, r.OutPath(f.name), q)
+		var n int64
+		if f.sortKey != "" {
+			n, err = WriteSortedQueryCSV(ctx, r.DB, r.OutPath(f.name), q, f.sortKey)
+		} else {
+			n, err = WriteQueryCSV(ctx, r.DB, r.OutPath(f.name), q)
+		}
 		if err != nil {
 			return fmt.Errorf("write %s: %w", f.name, err)
 		}

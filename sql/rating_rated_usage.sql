@@ -2,16 +2,18 @@
 -- reads: rating_call_rates (rating_match.sql: the staged CDRs with customer and rate), rating_heads,
 --        rating_amounts.
 -- writes:
---   rated_usage    one row per rated CDR (cdr_id); columns as in TABLES.md. amount is the exact
---                  amount rounded once to the plan's decimals (amount_decimals), as DECIMAL(18,6);
---                  a call of quantity 0 is kept with billed_quantity 0 and amount 0.
+--   rating_rated   (view) one row per rated CDR (cdr_id); the columns of rated_usage in TABLES.md.
+--                  amount is the exact amount rounded once to the plan's decimals
+--                  (amount_decimals), as DECIMAL(18,6); a call of quantity 0 is kept with
+--                  billed_quantity 0 and amount 0. pipeline.RateStage stores it as Parquet in the
+--                  run's scratch folder and makes rated_usage a view of those files.
 --   rating_errors  one row per staged CDR that was not rated: kind 'unmapped_account' (no
 --                  customers.csv row for the account in effect on its usage_date; key = account) or
 --                  'unrated' (no rate matched, or the customer's plan is not in plans.csv;
 --                  key = destination). Never charged zero.
--- Every staged CDR lands in exactly one of the two tables.
+-- Every staged CDR lands in exactly one of the two.
 
-CREATE OR REPLACE TABLE rated_usage AS
+CREATE OR REPLACE TEMP VIEW rating_rated AS
 SELECT n.cdr_id, n.account, n.company_id, n.company_identifier, n.company_name, n.agreement_id,
        n.jurisdiction, n.invoice_mode, n.usage_date, n.start_utc, n.direction, n.origin,
        n.destination, n.usage_type, h.plan, h.product, h.prefix AS matched_prefix, h.time_band,
