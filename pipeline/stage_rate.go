@@ -33,10 +33,15 @@ var (
 		"rating_prefix_hits", "rating_cut_prefix", "rating_keys", "rating_match", "rating_quantities",
 		"rating_tiers", "rating_tier_steps", "rating_amounts",
 	}
+	// rateStepTables are the intermediate tables that only Trace reads once the models have run
+	// (millions of rows at 10 M calls).
+	rateStepTables = []string{"rating_prefix_hits", "rating_quantities", "rating_tiers", "rating_tier_steps"}
 )
 
 // runRateModels runs the rating models on the run's database and stores rated_usage
-// (writeRatedUsage), leaving the intermediate tables in place (Trace reads them).
+// (writeRatedUsage). With keepSteps (Trace) every intermediate table is left in place; without, the
+// ones rated_usage does not need (rateStepTables) are dropped first, to leave DuckDB's memory to
+// the writer (at 10 M calls: 26 s instead of 43 s).
 //
 // DuckDB picks each join's build side (the one it hashes) from estimated row counts, and after the
 // staged calls are joined to customers its estimate falls below the small tables'; it then hashes
@@ -44,7 +49,7 @@ var (
 // calls). The models put the calls first and the small table on the right of every join, so the
 // optimizer that flips sides is off while they run (the settings hold for the connection, and
 // OpenDB keeps one).
-func runRateModels(ctx context.Context, r *Run) (err error) {
+func runRateModels(ctx context.Context, r *Run, keepSteps bool) (err error) {
 	db := r.DB
 	if _, err := db.ExecContext(ctx, "SET disabled_optimizers = 'build_side_probe_side'"); err != nil {
 		return fmt.Errorf("rating: %w", err)
@@ -56,6 +61,11 @@ func runRateModels(ctx context.Context, r *Run) (err error) {
 	}()
 	for _, m := range rateModels {
 		if err := ExecModel(ctx, db, m); err != nil {
+			return err
+		}
+	}
+	if !keepSteps {
+		if err := dropTables(ctx, db, rateStepTables); err != nil {
 			return err
 		}
 	}
@@ -86,6 +96,12 @@ func writeRatedUsage(ctx context.Context, r *Run) error {
 		return fmt.Errorf("rated_usage: %w", err)
 	}
 	shards, schema := filepath.Join(dir, "shards"), filepath.Join(dir, "schema.parquet")
+	// The partitioned writer buffers this many rows per thread before flushing them to the files:
+	// DuckDB's default (524 288) of wide rows crowds the joins' hash tables out of a 1 GB pool.
+	if _, err := r.DB.ExecContext(ctx, "SET partitioned_write_flush_threshold = 131072"); err != nil {
+		return fmt.Errorf("rated_usage: %w", err)
+	}
+	defer r.DB.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
 	for _, stmt := range []string{
 		"COPY (SELECT *, ascii(cdr_id) AS cdr_shard FROM rating_rated) TO " + sqlString(shards) +
 			" (FORMAT parquet, PARTITION_BY (cdr_shard))",
@@ -114,7 +130,11 @@ func dropRateTempTables(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("drop %s: %w", v, err)
 		}
 	}
-	for _, t := range rateTempTables {
+	return dropTables(ctx, db, rateTempTables)
+}
+
+func dropTables(ctx context.Context, db *sql.DB, tables []string) error {
+	for _, t := range tables {
 		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
 			return fmt.Errorf("drop %s: %w", t, err)
 		}
@@ -123,7 +143,7 @@ func dropRateTempTables(ctx context.Context, db *sql.DB) error {
 }
 
 func (RateStage) Run(ctx context.Context, r *Run) error {
-	if err := runRateModels(ctx, r); err != nil {
+	if err := runRateModels(ctx, r, false); err != nil {
 		return err
 	}
 	if err := dropRateTempTables(ctx, r.DB); err != nil {

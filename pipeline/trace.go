@@ -168,7 +168,7 @@ func Trace(ctx context.Context, r *Run, req TraceRequest) (*TraceResult, error) 
 		res.UsageDate, req.UsageType, req.Duration, req.Bytes); err != nil {
 		return nil, fmt.Errorf("trace: stage the call: %w", err)
 	}
-	if err := runRateModels(ctx, r); err != nil {
+	if err := runRateModels(ctx, r, true); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	defer dropRateTempTables(context.WithoutCancel(ctx), r.DB)
