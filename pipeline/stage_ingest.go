@@ -516,9 +516,10 @@ type dedupIndex struct {
 	inLedger map[string]bool
 	order    map[string]int // sha256 -> position in the ledger (this run's files appended)
 	days     map[int32]*dedupDay
-	n        int64 // calls held, all dates
-	budget   int64 // most calls held between files (a date a file needs is loaded regardless)
-	file     uint64
+	n        int64     // calls held, all dates
+	budget   int64     // most calls held between files (a date a file needs is loaded regardless)
+	file     uint64    // files started (startFile)
+	loads    int       // days loaded (again, when dropped before)
 	last     *dedupDay // the date of the previous lookup, or nil
 	lastDay  int32
 	files    []fileName
@@ -649,6 +650,7 @@ func (x *dedupIndex) lookup(ctx context.Context, day int32, id [16]byte, keyed b
 			}
 			x.days[day] = d
 			x.n += int64(len(d.ids))
+			x.loads++
 		}
 		d.used = x.file
 		x.last, x.lastDay = d, day
