@@ -288,10 +288,11 @@ func TestDedupIndexLoadFirstOccurrence(t *testing.T) {
 	if err := os.MkdirAll(part, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	id1, id2, id3 := strings.Repeat("1", 32), strings.Repeat("2", 32), strings.Repeat("3", 32)
+	id1, id2, id3, id4 := strings.Repeat("1", 32), strings.Repeat("2", 32), strings.Repeat("3", 32), strings.Repeat("4", 32)
 	// "bbbb" is first in the ledger but read after "aaaa" (files are read in name order)
 	files := map[string]string{
-		"bbbb": fmt.Sprintf("('%s', 'first.csv', 9, 'bbbb'), ('%s', 'first.csv', 5, 'bbbb'), ('%s', 'first.csv', 3, 'bbbb')", id1, id2, id2),
+		"bbbb": fmt.Sprintf("('%s', 'first.csv', 9, 'bbbb'), ('%s', 'first.csv', 5, 'bbbb'), ('%s', 'first.csv', 3, 'bbbb'), ('%s', 'first.csv', 1, 'bbbb'), ('%s', 'first.csv', 7, 'bbbb')",
+			id1, id2, id2, id4, id4),
 		"aaaa": fmt.Sprintf("('%s', 'second.csv', 2, 'aaaa'), ('%s', 'second.csv', 1, 'aaaa')", id1, id3),
 		"cccc": fmt.Sprintf("('%s', 'uncommitted.csv', 1, 'cccc')", id3),
 	}
@@ -311,7 +312,7 @@ func TestDedupIndexLoadFirstOccurrence(t *testing.T) {
 	for _, tc := range []struct {
 		id, file string
 		line     int64
-	}{{id1, "first.csv", 9}, {id2, "first.csv", 3}, {id3, "second.csv", 1}} {
+	}{{id1, "first.csv", 9}, {id2, "first.csv", 3}, {id3, "second.csv", 1}, {id4, "first.csv", 1}} {
 		var id [16]byte
 		copy(id[:], mustHex(t, tc.id))
 		ref, dup, err := x.lookup(ctx, day, id, false)
@@ -322,8 +323,8 @@ func TestDedupIndexLoadFirstOccurrence(t *testing.T) {
 			t.Errorf("%s: first occurrence %s:%d, want %s:%d", tc.id, f, ref.line(), tc.file, tc.line)
 		}
 	}
-	if x.len() != 3 {
-		t.Errorf("len %d, want 3", x.len())
+	if x.len() != 4 {
+		t.Errorf("len %d, want 4", x.len())
 	}
 }
 
