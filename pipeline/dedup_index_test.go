@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -344,4 +345,46 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDedupBudget: the index's budget is half the Go memory limit at dedupEntryBytes a call,
+// from the config or from GOMEMLIMIT when that is set; none when the limit is off.
+func TestDedupBudget(t *testing.T) {
+	for _, tc := range []struct {
+		limit, env string
+		want       int64
+	}{
+		{"768MiB", "", 768 << 20 / 2 / dedupEntryBytes},
+		{"1GB", "", 1_000_000_000 / 2 / dedupEntryBytes},
+		{"", "", 1_000_000_000 / 2 / dedupEntryBytes}, // the default, 1GB
+		{"off", "", math.MaxInt64},
+		{"0", "", math.MaxInt64},
+		{"1GB", "100MiB", 100 << 20 / 2 / dedupEntryBytes}, // the environment wins, as in ApplyLimits
+	} {
+		t.Run(tc.limit+"/"+tc.env, func(t *testing.T) {
+			if tc.env != "" {
+				n, err := ParseByteSize(tc.env)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Setenv("GOMEMLIMIT", tc.env)
+				old := debug.SetMemoryLimit(n) // what the runtime reads from GOMEMLIMIT at start
+				defer debug.SetMemoryLimit(old)
+			} else {
+				t.Setenv("GOMEMLIMIT", "")
+			}
+			cfg := &Config{}
+			cfg.DuckDB.GoMemoryLimit = tc.limit
+			got, err := dedupBudget(cfg)
+			if err != nil || got != tc.want {
+				t.Errorf("budget %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+	cfg := &Config{}
+	cfg.DuckDB.GoMemoryLimit = "lots"
+	t.Setenv("GOMEMLIMIT", "")
+	if _, err := dedupBudget(cfg); err == nil || !strings.Contains(err.Error(), "duckdb.go_memory_limit") {
+		t.Errorf("bad limit: %v", err)
+	}
 }

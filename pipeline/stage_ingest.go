@@ -110,8 +110,9 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 	}
 	r.Count("files_unreadable", unreadableFiles)
 	r.NeedsReview("unreadable_file", unreadableFiles)
-	// The duplicate index (~45 bytes per staged call of the dates touched) and the Parquet
-	// writers' buffers are garbage now; hand the memory back to the system before DuckDB's
+	r.Log.Debug("duplicate index", "budget_calls", idx.budget, "held_calls", idx.len(), "day_loads", idx.loads)
+	// The duplicate index (up to half of go_memory_limit, dedupBudget) and the Parquet writers'
+	// buffers are garbage now; hand the memory back to the system before DuckDB's
 	// stages grow, instead of holding it (RSS) for the rest of the run.
 	idx = nil
 	debug.FreeOSMemory()
