@@ -388,3 +388,43 @@ func TestDedupBudget(t *testing.T) {
 		t.Errorf("bad limit: %v", err)
 	}
 }
+
+// TestDedupIndexRedelivery: synthetic nightly files, then each delivered again (one more blank
+// line, so a new file) in reverse day order, all in one run whose budget holds about two days:
+// every row of a copy is a duplicate of the same line of the original, though most days were
+// dropped and loaded again from files this run committed.
+func TestDedupIndexRedelivery(t *testing.T) {
+	const rows = 20_000 // about 800 calls a weekday
+	dir := t.TempDir()
+	if err := Synthesize(dir, rows, 5); err != nil {
+		t.Fatal(err)
+	}
+	files := SynthFiles(dir, rows)
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// zz/ sorts after the originals; 99-i reverses the days
+		ingWriteFile(t, filepath.Join(filepath.Dir(f), "zz", fmt.Sprintf("%02d-%s", 99-i, filepath.Base(f))), string(b)+"\n")
+	}
+	r := ingestTestRun(t, dir)
+	src := &r.Cfg.Sources[0]
+	src.Name, src.Path = SynthSource, filepath.Join(dir, "inbox", SynthSource)
+	const budget = 1700
+	loads := dedupIngest(t, r, budget)
+	if loads <= 31 {
+		t.Errorf("%d day loads: no day was dropped and loaded again", loads)
+	}
+	staging := filepath.Join(dir, "staging")
+	if n := ingQueryInt(t, r, `SELECT count(*) FROM read_parquet('`+filepath.Join(staging, cdrsDir, "*", "*.parquet")+`')`); n != rows {
+		t.Errorf("%d staged, want %d", n, rows)
+	}
+	q := `SELECT count(*) FROM read_parquet('` + filepath.Join(staging, dupsDir, "*.parquet") + `') d
+		JOIN read_parquet('` + filepath.Join(staging, cdrsDir, "*", "*.parquet") + `') c
+		ON c.source_file = d.duplicate_of_file AND c.source_line = d.duplicate_of_line AND c.cdr_id = d.cdr_id
+		WHERE d.source_line = c.source_line AND regexp_replace(d.source_file, '^gen/zz/[0-9]{2}-', 'gen/') = c.source_file`
+	if n := ingQueryInt(t, r, q); n != rows {
+		t.Errorf("%d duplicates name the same line of the original, want %d", n, rows)
+	}
+}
