@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -50,7 +52,10 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	idx := newDedupIndex(r, ledger)
+	idx, err := newDedupIndex(r, ledger)
+	if err != nil {
+		return err
+	}
 	var rejected, unreadableFiles int64
 	for i := range r.Cfg.Sources {
 		src := &r.Cfg.Sources[i]
@@ -73,6 +78,7 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 			}
 			rel := relFile(r.Cfg.Paths.Inbox, src, path)
 			res, err := ingestOne(ctx, r, src, parser, path, rel, idx)
+			idx.trim(false) // between files: nothing uncommitted in the index
 			var u *unreadable
 			switch {
 			case errors.As(err, &u):
@@ -104,8 +110,9 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 	}
 	r.Count("files_unreadable", unreadableFiles)
 	r.NeedsReview("unreadable_file", unreadableFiles)
-	// The duplicate index (~45 bytes per staged call of the dates touched) and the Parquet
-	// writers' buffers are garbage now; hand the memory back to the system before DuckDB's
+	r.Log.Debug("duplicate index", "budget_calls", idx.budget, "held_calls", idx.len(), "day_loads", idx.loads)
+	// The duplicate index (up to half of go_memory_limit, dedupBudget) and the Parquet writers'
+	// buffers are garbage now; hand the memory back to the system before DuckDB's
 	// stages grow, instead of holding it (RSS) for the rest of the run.
 	idx = nil
 	debug.FreeOSMemory()
@@ -201,7 +208,6 @@ type fileIngest struct {
 	dups     *pqFile[dupRow]
 	rejects  *pqFile[rejectRow]
 	notBill  *pqFile[cdrRow]
-	added    [][][16]byte // the calls this file added to the index, in chunks of addedChunk
 	minDay   int32
 	maxDay   int32
 	haveDays bool
@@ -253,6 +259,7 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		cdrs: map[int32]*pqFile[cdrRow]{}, aw: newPQWriter(), cdrFree: newBatchFree[cdrRow]()}
 	defer fi.aw.stop()
 	fi.fileRef = idx.ref(sha, rel)
+	idx.startFile()
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
 	opt := ingest.Options{Source: src.Name, Location: loc, Country: src.Country, Account: src.Account}
@@ -294,22 +301,8 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 	if err := appendLedger(r.Cfg.Paths.Staging, e); err != nil {
 		return entry, err
 	}
-	idx.inLedger[sha] = true
+	idx.committed(sha)
 	return &e, nil
-}
-
-// addedChunk is the number of ids per chunk of fileIngest.added: chunks instead of one slice, so
-// that a file's ids are never copied as the list grows.
-const addedChunk = 8192
-
-// remember adds a staged call to the index, and to the list of calls abort forgets.
-func (fi *fileIngest) remember(id [16]byte, ref dupRef) {
-	fi.idx.add(id, ref)
-	if n := len(fi.added); n == 0 || len(fi.added[n-1]) == addedChunk {
-		fi.added = append(fi.added, make([][16]byte, 0, addedChunk))
-	}
-	last := &fi.added[len(fi.added)-1]
-	*last = append(*last, id)
 }
 
 func (fi *fileIngest) fail(err error) error { return &writeErr{err} }
@@ -332,7 +325,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	id := fi.cdrID(rec, origin, dest)
 	// row.CDRID (the id in hex) is filled in by the writer's goroutine (pqFile.writeID)
 	// a call already staged is a duplicate, billable or not (a FreeSWITCH B leg of a staged A leg)
-	ref, dup, err := fi.idx.lookup(fi.ctx, day, id)
+	ref, dup, err := fi.idx.lookup(fi.ctx, day, id, rec.Key != "")
 	if err != nil {
 		return fi.fail(err)
 	}
@@ -368,7 +361,7 @@ func (fi *fileIngest) emit(rec ingest.Record) error {
 	if err != nil {
 		return fi.fail(err)
 	}
-	fi.remember(id, ref)
+	fi.idx.add(day, id, ref)
 	w := fi.cdrs[day]
 	if w == nil {
 		w = createAsyncPQ[cdrRow](fi.ctx, fi.aw, fi.cdrFree, setCDRID, filepath.Join(fi.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day), fi.entry.SHA256+".parquet"))
@@ -478,18 +471,17 @@ func (fi *fileIngest) commit() error {
 	return nil
 }
 
-// abort stops the writer, drops the file's temporary outputs and forgets the calls it added to
-// the index.
+// abort stops the writer, drops the file's temporary outputs and makes the index forget the
+// calls it added: it drops the days the file staged calls on (loaded again, from the committed
+// files only, when met).
 func (fi *fileIngest) abort() {
 	fi.aw.stop()
 	fi.all(func(p pqHandle) error {
 		p.abort()
 		return nil
 	})
-	for _, chunk := range fi.added {
-		for _, id := range chunk {
-			delete(fi.idx.ids, id)
-		}
+	for day := range fi.cdrs {
+		fi.idx.drop(day)
 	}
 }
 
@@ -512,16 +504,33 @@ func dayString(d int32) string {
 	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
 }
 
-// dedupIndex knows every staged call (cdr_id) of the usage dates seen so far in the run: a
-// date's staged calls are loaded from its partition the first time the run meets that date (a
-// duplicate has the same start, hence the same usage date), then the run's new calls are added.
+// dedupIndex knows the staged calls (cdr_id) of some usage dates, each date whole: a date's
+// staged calls are loaded from its partition the first time a file meets that date (a duplicate
+// has the same start, hence the same usage date), then the run's new calls of that date are
+// added. The index is bounded: past budget calls it drops whole dates, least recently met first,
+// between files (trim, after a file is committed) or when a file meets a date it must load (then
+// sparing the dates that file met: its new calls are not committed yet). A dropped date is loaded
+// again, from the committed files of the ledger (those of this run included), when a later file
+// meets it; so the answer never depends on the budget, only the loading work does.
 type dedupIndex struct {
 	r        *Run
 	inLedger map[string]bool
-	loaded   map[int32]bool
-	ids      map[[16]byte]dupRef
+	order    map[string]int // sha256 -> position in the ledger (this run's files appended)
+	days     map[int32]*dedupDay
+	n        int64     // calls held, all dates
+	budget   int64     // most calls held between files (a date a file needs is loaded regardless)
+	file     uint64    // files started (startFile)
+	loads    int       // days loaded (again, when dropped before)
+	last     *dedupDay // the date of the previous lookup, or nil
+	lastDay  int32
 	files    []fileName
 	fileIdx  map[string]int32 // by sha256
+}
+
+// dedupDay is one usage date's staged calls.
+type dedupDay struct {
+	ids  map[[16]byte]dupRef
+	used uint64 // dedupIndex.file when a file last met the date
 }
 
 // dupRef is where a staged call is: the file (index into dedupIndex.files) in the top 24 bits,
@@ -548,12 +557,54 @@ func (d dupRef) line() int64 { return int64(uint64(d) & dupRefMaxLine) }
 
 type fileName struct{ sha, file string }
 
-func newDedupIndex(r *Run, ledger []LedgerEntry) *dedupIndex {
-	x := &dedupIndex{r: r, inLedger: map[string]bool{}, loaded: map[int32]bool{}, ids: map[[16]byte]dupRef{}, fileIdx: map[string]int32{}}
-	for _, e := range ledger {
-		x.inLedger[e.SHA256] = true
+// Budget of the duplicate index: dedupShare of the Go memory limit (duckdb.go_memory_limit, or
+// GOMEMLIMIT when set, as ApplyLimits applies it), at dedupEntryBytes per call. A Go map of
+// [16]byte to uint64 measures 28 to 56 bytes per entry (Go 1.26 swiss tables: 24-byte slots,
+// between 7/16 and 7/8 full as the table doubles); the worst case is taken. The rest of the Go
+// heap is the parsers, the Parquet writers' batches and the file being ingested's new calls.
+const (
+	dedupShare      = 0.5
+	dedupEntryBytes = 56
+)
+
+// dedupBudget is the number of calls the index may hold between files (math.MaxInt64 when the
+// Go memory limit is off).
+func dedupBudget(cfg *Config) (int64, error) {
+	var limit int64
+	if os.Getenv("GOMEMLIMIT") != "" {
+		limit = debug.SetMemoryLimit(-1)
+	} else {
+		n, err := ParseByteSize(cfg.DuckDB.GoMemoryLimit)
+		if err != nil {
+			return 0, fmt.Errorf("duckdb.go_memory_limit: %w", err)
+		}
+		limit = n
 	}
-	return x
+	if limit <= 0 || limit == math.MaxInt64 {
+		return math.MaxInt64, nil
+	}
+	return max(1, int64(float64(limit)*dedupShare)/dedupEntryBytes), nil
+}
+
+func newDedupIndex(r *Run, ledger []LedgerEntry) (*dedupIndex, error) {
+	budget, err := dedupBudget(r.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	x := &dedupIndex{r: r, inLedger: map[string]bool{}, order: map[string]int{}, days: map[int32]*dedupDay{},
+		budget: budget, fileIdx: map[string]int32{}}
+	for _, e := range ledger {
+		x.committed(e.SHA256)
+	}
+	return x, nil
+}
+
+// committed records a file as in the ledger: its staged calls are loadable from now on.
+func (x *dedupIndex) committed(sha string) {
+	if !x.inLedger[sha] {
+		x.inLedger[sha] = true
+		x.order[sha] = len(x.order)
+	}
 }
 
 func (x *dedupIndex) ref(sha, file string) int32 {
@@ -566,49 +617,147 @@ func (x *dedupIndex) ref(sha, file string) int32 {
 	return i
 }
 
-func (x *dedupIndex) add(id [16]byte, ref dupRef) { x.ids[id] = ref }
+// len is the number of calls the index holds.
+func (x *dedupIndex) len() int64 { return x.n }
 
-func (x *dedupIndex) lookup(ctx context.Context, day int32, id [16]byte) (dupRef, bool, error) {
-	if !x.loaded[day] {
-		if err := x.load(ctx, day); err != nil {
-			return 0, false, err
-		}
-		x.loaded[day] = true
-	}
-	ref, ok := x.ids[id]
-	return ref, ok, nil
+// startFile starts the lookups of a new file (the dates it meets are spared by trim until the
+// next file starts).
+func (x *dedupIndex) startFile() {
+	x.file++
+	x.last = nil
 }
 
-func (x *dedupIndex) load(ctx context.Context, day int32) error {
+// add records a staged call of day; day must have been looked up (loaded) by the same file.
+func (x *dedupIndex) add(day int32, id [16]byte, ref dupRef) {
+	d := x.days[day]
+	if _, ok := d.ids[id]; !ok {
+		x.n++
+	}
+	d.ids[id] = ref
+}
+
+// lookup tells whether the call id of day is staged (and where), loading the day when it is not
+// held. A call with its own key (keyed: FreeSWITCH legs, whose answer times may fall on each
+// side of midnight) is also looked for on the day before and after, when they are held.
+func (x *dedupIndex) lookup(ctx context.Context, day int32, id [16]byte, keyed bool) (dupRef, bool, error) {
+	d := x.last
+	if d == nil || x.lastDay != day {
+		d = x.days[day]
+		if d == nil {
+			x.trim(true)
+			var err error
+			if d, err = x.load(ctx, day); err != nil {
+				return 0, false, err
+			}
+			x.days[day] = d
+			x.n += int64(len(d.ids))
+			x.loads++
+		}
+		d.used = x.file
+		x.last, x.lastDay = d, day
+	}
+	if ref, ok := d.ids[id]; ok {
+		return ref, true, nil
+	}
+	if keyed {
+		for _, other := range []int32{day - 1, day + 1} {
+			if o := x.days[other]; o != nil {
+				if ref, ok := o.ids[id]; ok {
+					return ref, true, nil
+				}
+			}
+		}
+	}
+	return 0, false, nil
+}
+
+// drop forgets a day's calls (it is loaded again, from the ledger's files, when met).
+func (x *dedupIndex) drop(day int32) {
+	if d := x.days[day]; d != nil {
+		x.n -= int64(len(d.ids))
+		delete(x.days, day)
+	}
+	x.last = nil
+}
+
+// trim drops whole days, least recently met first (then the earliest), until the index holds at
+// most budget calls. During a file (spare), the days that file met are kept: its new calls are
+// only in the index until the file is committed.
+func (x *dedupIndex) trim(spare bool) {
+	if x.n <= x.budget {
+		return
+	}
+	var cand []int32
+	for day, d := range x.days {
+		if !spare || d.used != x.file {
+			cand = append(cand, day)
+		}
+	}
+	slices.SortFunc(cand, func(a, b int32) int {
+		if c := cmp.Compare(x.days[a].used, x.days[b].used); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	for _, day := range cand {
+		if x.n <= x.budget {
+			break
+		}
+		x.drop(day)
+	}
+}
+
+// load reads a day's staged calls from the committed files (those in the ledger) of its
+// partition. A cdr_id is staged once; were it in two files, the one first in the ledger (then
+// the lower line) is the first occurrence.
+func (x *dedupIndex) load(ctx context.Context, day int32) (*dedupDay, error) {
+	d := &dedupDay{ids: map[[16]byte]dupRef{}}
 	dir := filepath.Join(x.r.Cfg.Paths.Staging, cdrsDir, partitionPfx+dayString(day))
 	files, err := ledgerFilesIn(dir, x.inLedger)
-	if err != nil || len(files) == 0 {
-		return err
+	if err != nil {
+		return nil, err // names the folder
+	}
+	if len(files) == 0 {
+		return d, nil
 	}
 	rows, err := x.r.DB.QueryContext(ctx, "SELECT cdr_id, source_file, source_line, file_sha256 FROM read_parquet("+sqlList(files)+")")
 	if err != nil {
-		return fmt.Errorf("load staged ids of %s: %w", dayString(day), err)
+		return nil, fmt.Errorf("load staged ids of %s: %w", dayString(day), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var idHex, file, sha string
 		var line int64
 		if err := rows.Scan(&idHex, &file, &line, &sha); err != nil {
-			return err
+			return nil, fmt.Errorf("load staged ids of %s: %w", dayString(day), err)
 		}
 		var id [16]byte
 		if n, err := hex.Decode(id[:], []byte(idHex)); err != nil || n != 16 {
-			return fmt.Errorf("staged cdr_id %q in %s is not 32 hex digits", idHex, dir)
+			return nil, fmt.Errorf("staged cdr_id %q in %s is not 32 hex digits", idHex, dir)
 		}
-		if _, ok := x.ids[id]; !ok {
-			ref, err := newDupRef(x.ref(sha, file), line)
-			if err != nil {
-				return err
-			}
-			x.ids[id] = ref
+		ref, err := newDupRef(x.ref(sha, file), line)
+		if err != nil {
+			return nil, err
 		}
+		if old, ok := d.ids[id]; ok && !x.before(ref, old) {
+			continue
+		}
+		d.ids[id] = ref
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load staged ids of %s: %w", dayString(day), err)
+	}
+	return d, nil
+}
+
+// before tells whether a comes before b: its file earlier in the ledger, or the same file and a
+// lower line.
+func (x *dedupIndex) before(a, b dupRef) bool {
+	oa, ob := x.order[x.files[a.file()].sha], x.order[x.files[b.file()].sha]
+	if oa != ob {
+		return oa < ob
+	}
+	return a.line() < b.line()
 }
 
 // StagingStage makes the period's staged data visible to SQL (OpenStaging) so the stages after

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -438,26 +437,4 @@ func stagingFiles(t *testing.T, staging string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// TestIngestAbortForgetsCalls: abort removes from the duplicate index every call the file added
-// (over several chunks of the list), and only those.
-func TestIngestAbortForgetsCalls(t *testing.T) {
-	idx := &dedupIndex{ids: map[[16]byte]dupRef{}}
-	other := [16]byte{0xff, 1}
-	idx.add(other, 7)
-	fi := &fileIngest{idx: idx, aw: newPQWriter(), cdrs: map[int32]*pqFile[cdrRow]{}}
-	n := 2*addedChunk + 5
-	for i := range n {
-		var id [16]byte
-		binary.BigEndian.PutUint64(id[:], uint64(i))
-		fi.remember(id, dupRef(i))
-	}
-	if len(idx.ids) != n+1 || len(fi.added) != 3 {
-		t.Fatalf("%d ids in the index, %d chunks", len(idx.ids), len(fi.added))
-	}
-	fi.abort()
-	if len(idx.ids) != 1 || idx.ids[other] != 7 {
-		t.Errorf("after abort: %d ids in the index, want only the other file's", len(idx.ids))
-	}
 }

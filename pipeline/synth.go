@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
 )
@@ -123,8 +124,10 @@ const (
 )
 
 // Synthesize writes a complete, deterministic data folder into dir: cdrbill.toml, reference/*.csv
-// and inbox/gen/cdrs-2025-10-NNNN.csv with rows CDRs (at most SynthFileRows per file). The same
-// rows and seed give the same bytes. dir must be empty, missing, or a folder Synthesize made
+// and rows CDRs laid out as a provider's nightly drops: each October day's calls in their own
+// files, inbox/gen/cdrs-2025-10-DD-NNNN.csv (at most SynthFileRows per file; path order is day
+// order), the days' shares by their weights (synthDayRows). The same rows and seed give the same
+// bytes. dir must be empty, missing, or a folder Synthesize made
 // before (its generated content is then replaced).
 func Synthesize(dir string, rows int, seed int64) error {
 	if rows < 0 {
@@ -151,10 +154,74 @@ func Synthesize(dir string, rows int, seed int64) error {
 // header-only file for 0 rows).
 func SynthFiles(dir string, rows int) []string {
 	var files []string
-	for i := 0; i == 0 || i*SynthFileRows < rows; i++ {
-		files = append(files, filepath.Join(dir, "inbox", SynthSource, fmt.Sprintf("cdrs-%s-%04d.csv", SynthPeriod, i+1)))
+	for _, f := range synthLayout(rows) {
+		files = append(files, f.path(dir))
 	}
 	return files
+}
+
+// synthFile is one generated CDR file: rows calls, all on October day, with the call ids first,
+// first+1, ...
+type synthFile struct {
+	day, part, rows, first int
+}
+
+func (f synthFile) path(dir string) string {
+	return filepath.Join(dir, "inbox", SynthSource, fmt.Sprintf("cdrs-%s-%02d-%04d.csv", SynthPeriod, f.day, f.part))
+}
+
+// synthLayout is the files for rows calls, in path order: day by day, each day's rows
+// (synthDayRows) in parts of at most SynthFileRows; a day without rows has no file, and 0 rows
+// give one header-only file (day 1).
+func synthLayout(rows int) []synthFile {
+	var files []synthFile
+	first := 1
+	for d, n := range synthDayRows(rows) {
+		for part := 1; n > 0; part++ {
+			k := min(n, SynthFileRows)
+			files = append(files, synthFile{day: d + 1, part: part, rows: k, first: first})
+			first += k
+			n -= k
+		}
+	}
+	if len(files) == 0 {
+		files = append(files, synthFile{day: 1, part: 1, first: 1})
+	}
+	return files
+}
+
+// synthDayWeight is an October day's share of the calls: a weekday 5, a weekend day 1.
+func synthDayWeight(day int) int {
+	if wd := (3 + day - 1) % 7; wd == 0 || wd == 6 { // 2025-10-01 is a Wednesday; 0 = Sunday
+		return 1
+	}
+	return 5
+}
+
+// synthDayRows splits rows calls over the 31 days of October by their weights, by largest
+// remainder: each day gets the whole part of its quota, then the days with the largest
+// remainders (the earlier day on a tie) one more each until the total is rows.
+func synthDayRows(rows int) [31]int {
+	var out, rem [31]int
+	total := 0
+	for d := range out {
+		total += synthDayWeight(d + 1)
+	}
+	left := rows
+	for d := range out {
+		q := rows * synthDayWeight(d+1)
+		out[d], rem[d] = q/total, q%total
+		left -= out[d]
+	}
+	order := make([]int, len(out))
+	for d := range order {
+		order[d] = d
+	}
+	sort.SliceStable(order, func(i, j int) bool { return rem[order[i]] > rem[order[j]] })
+	for _, d := range order[:left] {
+		out[d]++
+	}
+	return out
 }
 
 // prepareSynthDir makes dir ready: created when missing; when it holds a previous synthetic data
@@ -385,9 +452,8 @@ type synthTables struct {
 	npas     [][]byte
 	// accountPick maps a uniform 16-bit draw to a customer: a few big customers, many small.
 	accountPick [1 << 16]uint16
-	// dayPick and hourPick map 10-bit draws to a day of October (1..31) and an hour, weekday
-	// business hours being busiest; weekend days get a flatter hour profile.
-	dayPick      [1024]uint8
+	// hourWeekday and hourWeekend map 10-bit draws to an hour, weekday business hours being
+	// busiest; weekend days get a flatter hour profile.
 	hourWeekday  [1024]uint8
 	hourWeekend  [1024]uint8
 	countryPick  [1024]uint8
@@ -418,17 +484,9 @@ func synthTablesGet() *synthTables {
 			u := (float64(k) + 0.5) / float64(len(t.accountPick))
 			t.accountPick[k] = uint16(float64(SynthAccounts) * u * u) // density ∝ 1/sqrt(i)
 		}
-		var dayW []float64
 		for d := 1; d <= 31; d++ {
-			wd := (3 + d - 1) % 7 // 2025-10-01 is a Wednesday; 0 = Sunday
-			t.weekendOfDay[d] = wd == 0 || wd == 6
-			if t.weekendOfDay[d] {
-				dayW = append(dayW, 1)
-			} else {
-				dayW = append(dayW, 5)
-			}
+			t.weekendOfDay[d] = synthDayWeight(d) == 1
 		}
-		fillPick(t.dayPick[:], dayW, 1)
 		weekday := []float64{1, 1, 1, 1, 1, 2, 4, 8, 20, 30, 30, 28, 22, 26, 30, 30, 26, 18, 8, 5, 4, 3, 2, 1}
 		weekend := []float64{2, 1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 8, 8, 7, 7, 6, 5, 4, 4, 3, 3, 2}
 		fillPick(t.hourWeekday[:], weekday, 0)
@@ -464,7 +522,8 @@ func fillPick(table []uint8, weights []float64, base int) {
 // writeSynthCDRs writes the CDR files, several at once (each file has its own random stream, so
 // the bytes do not depend on the parallelism).
 func writeSynthCDRs(dir string, rows int, seed int64) error {
-	files := SynthFiles(filepath.Dir(filepath.Dir(dir)), rows)
+	files := synthLayout(rows)
+	root := filepath.Dir(filepath.Dir(dir))
 	workers := min(runtime.GOMAXPROCS(0), len(files))
 	jobs := make(chan int)
 	errs := make([]error, len(files))
@@ -472,8 +531,7 @@ func writeSynthCDRs(dir string, rows int, seed int64) error {
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				n := min(SynthFileRows, rows-i*SynthFileRows)
-				errs[i] = writeSynthCDRFile(files[i], i, n, seed)
+				errs[i] = writeSynthCDRFile(files[i].path(root), files[i], i, seed)
 			}
 		})
 	}
@@ -488,7 +546,8 @@ func writeSynthCDRs(dir string, rows int, seed int64) error {
 // CDRHeader is the generic format's header row.
 const CDRHeader = "call_id,account,direction,origin,destination,start,duration,usage_type,bytes"
 
-func writeSynthCDRFile(path string, fileIndex, n int, seed int64) error {
+// writeSynthCDRFile writes file f, the fileIndex-th (its random stream).
+func writeSynthCDRFile(path string, f synthFile, fileIndex int, seed int64) error {
 	t := synthTablesGet()
 	r := newRNG(seed, uint64(fileIndex))
 	fw := createSynth(path)
@@ -498,8 +557,13 @@ func writeSynthCDRFile(path string, fileIndex, n int, seed int64) error {
 	w := fw.w
 	w.WriteString(CDRHeader + "\n")
 	buf := make([]byte, 0, 256)
-	for k := 0; k < n; k++ {
-		seq := fileIndex*SynthFileRows + k + 1
+	day := f.day
+	hours := &t.hourWeekday
+	if t.weekendOfDay[day] {
+		hours = &t.hourWeekend
+	}
+	for k := 0; k < f.rows; k++ {
+		seq := f.first + k
 		b := buf[:0]
 		b = append(b, 'g')
 		b = appendPadded(b, seq, 9)
@@ -531,11 +595,6 @@ func writeSynthCDRFile(path string, fileIndex, n int, seed int64) error {
 			b = appendPadded(b, 2000000+r.intn(8000000), 7)
 			b = append(b, ',')
 			b = appendDID(b, acct, r)
-		}
-		day := int(t.dayPick[r.next()>>54])
-		hours := &t.hourWeekday
-		if t.weekendOfDay[day] {
-			hours = &t.hourWeekend
 		}
 		hour := int(hours[r.next()>>54])
 		secs := r.intn(3600)

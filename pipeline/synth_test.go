@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,8 +53,15 @@ func TestSynthesizeDeterministic(t *testing.T) {
 		}
 	}
 	da, db, dc := digests(t, a), digests(t, b), digests(t, c)
-	want := []string{synthMarker, "cdrbill.toml", "inbox/gen/cdrs-2025-10-0001.csv", "reference/customers.csv",
+	want := []string{synthMarker, "cdrbill.toml", "reference/customers.csv",
 		"reference/plans.csv", "reference/products.csv", "reference/rates.csv", "reference/tax_rates.csv", "reference/time_bands.csv"}
+	for _, f := range SynthFiles(a, 5000) {
+		rel, _ := filepath.Rel(a, f)
+		want = append(want, rel)
+	}
+	if len(want) != 8+31 {
+		t.Fatalf("%d files, want a CDR file per day", len(want))
+	}
 	if len(da) != len(want) {
 		t.Errorf("files %v, want %v", da, want)
 	}
@@ -64,13 +73,14 @@ func TestSynthesizeDeterministic(t *testing.T) {
 			t.Errorf("%s differs between two runs with seed 7", f)
 		}
 	}
-	if da["inbox/gen/cdrs-2025-10-0001.csv"] == dc["inbox/gen/cdrs-2025-10-0001.csv"] {
+	if da["inbox/gen/cdrs-2025-10-01-0001.csv"] == dc["inbox/gen/cdrs-2025-10-01-0001.csv"] ||
+		da["inbox/gen/cdrs-2025-10-31-0001.csv"] == dc["inbox/gen/cdrs-2025-10-31-0001.csv"] {
 		t.Error("seeds 7 and 8 wrote the same CDRs")
 	}
 	// A second Synthesize into a synthetic folder replaces it; other folders are refused.
 	if err := Synthesize(a, 5000, 7); err != nil {
 		t.Errorf("rewrite of a synthetic folder: %v", err)
-	} else if got := digests(t, a); got["inbox/gen/cdrs-2025-10-0001.csv"] != db["inbox/gen/cdrs-2025-10-0001.csv"] {
+	} else if got := digests(t, a); !maps.Equal(got, db) {
 		t.Error("rewrite differs")
 	}
 	other := filepath.Join(base, "other")
@@ -84,15 +94,95 @@ func TestSynthesizeDeterministic(t *testing.T) {
 	}
 }
 
+// October 2025: 23 weekdays (weight 5) and 8 weekend days (weight 1), 123 in all.
+const synthWeights = 23*5 + 8
+
+func TestSynthDayRows(t *testing.T) {
+	weekday := []int{1, 2, 3, 6, 7, 8, 9, 10, 13, 14} // the first ten weekdays
+	cases := []struct {
+		rows int
+		want map[int]int // day -> rows; other days 0
+	}{
+		{0, nil},
+		{1, map[int]int{1: 1}},
+		{10, func() map[int]int {
+			m := map[int]int{}
+			for _, d := range weekday {
+				m[d] = 1
+			}
+			return m
+		}()},
+		{synthWeights, func() map[int]int {
+			m := map[int]int{}
+			for d := 1; d <= 31; d++ {
+				m[d] = synthDayWeight(d)
+			}
+			return m
+		}()},
+	}
+	for _, c := range cases {
+		got := synthDayRows(c.rows)
+		for d := 1; d <= 31; d++ {
+			if got[d-1] != c.want[d] {
+				t.Errorf("%d rows: day %d has %d, want %d", c.rows, d, got[d-1], c.want[d])
+			}
+		}
+	}
+	if w := synthDayWeight(4) + synthDayWeight(5); w != 2 {
+		t.Errorf("Saturday 4 and Sunday 5 weigh %d, want 1 each", w)
+	}
+	// any count: the total is exact and each day within one row of its quota
+	for _, rows := range []int{7, 1000, 123_456, 10_000_000, 100_000_000} {
+		got := synthDayRows(rows)
+		sum := 0
+		for d, n := range got {
+			sum += n
+			quota := float64(rows) * float64(synthDayWeight(d+1)) / synthWeights
+			if float64(n) < quota-1 || float64(n) > quota+1 {
+				t.Errorf("%d rows: day %d has %d, quota %.2f", rows, d+1, n, quota)
+			}
+		}
+		if sum != rows {
+			t.Errorf("%d rows: the days hold %d", rows, sum)
+		}
+	}
+}
+
 func TestSynthFiles(t *testing.T) {
-	cases := []struct{ rows, files int }{{0, 1}, {1, 1}, {SynthFileRows, 1}, {SynthFileRows + 1, 2}, {10 * SynthFileRows, 10}}
+	big := synthWeights * (SynthFileRows/5 + 1) // a weekday gets 1 000 005 rows: two files
+	cases := []struct {
+		rows, files int
+		first, last string
+	}{
+		{0, 1, "cdrs-2025-10-01-0001.csv", "cdrs-2025-10-01-0001.csv"},
+		{1, 1, "cdrs-2025-10-01-0001.csv", "cdrs-2025-10-01-0001.csv"},
+		{10, 10, "cdrs-2025-10-01-0001.csv", "cdrs-2025-10-14-0001.csv"},
+		{synthWeights, 31, "cdrs-2025-10-01-0001.csv", "cdrs-2025-10-31-0001.csv"},
+		{big, 23*2 + 8, "cdrs-2025-10-01-0001.csv", "cdrs-2025-10-31-0002.csv"},
+	}
 	for _, c := range cases {
 		got := SynthFiles("/d", c.rows)
 		if len(got) != c.files {
 			t.Errorf("%d rows: %d files, want %d", c.rows, len(got), c.files)
+			continue
 		}
-		if last := got[len(got)-1]; !strings.HasSuffix(last, fmt.Sprintf("/inbox/gen/cdrs-2025-10-%04d.csv", c.files)) {
-			t.Errorf("%d rows: last file %s", c.rows, last)
+		if got[0] != "/d/inbox/gen/"+c.first || got[len(got)-1] != "/d/inbox/gen/"+c.last {
+			t.Errorf("%d rows: files %s .. %s, want %s .. %s", c.rows, got[0], got[len(got)-1], c.first, c.last)
+		}
+		if !slices.IsSorted(got) {
+			t.Errorf("%d rows: files not in path order", c.rows)
+		}
+		// the layout: every row once, ids in file order, at most SynthFileRows a file
+		next, sum := 1, 0
+		for _, f := range synthLayout(c.rows) {
+			if f.first != next || f.rows > SynthFileRows {
+				t.Errorf("%d rows: file %+v (next id %d)", c.rows, f, next)
+			}
+			next += f.rows
+			sum += f.rows
+		}
+		if sum != c.rows {
+			t.Errorf("%d rows: the files hold %d", c.rows, sum)
 		}
 	}
 }
@@ -155,20 +245,35 @@ func TestSynthCDRs(t *testing.T) {
 	if err := Synthesize(dir, n, 3); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(SynthFiles(dir, n)[0])
-	if err != nil {
-		t.Fatal(err)
+	// every file: the header, then its day's calls, with the call ids in sequence across files
+	var recs [][]string
+	fileDay := map[string]string{} // call id -> the day of its file
+	for _, f := range synthLayout(n) {
+		fh, err := os.Open(f.path(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := csv.NewReader(fh).ReadAll()
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(rs[0], ","); got != CDRHeader {
+			t.Fatalf("%s: header %q", f.path(dir), got)
+		}
+		if len(rs)-1 != f.rows {
+			t.Fatalf("%s: %d rows, want %d", f.path(dir), len(rs)-1, f.rows)
+		}
+		for k, rec := range rs[1:] {
+			if want := fmt.Sprintf("g%09d", f.first+k); rec[0] != want {
+				t.Fatalf("%s row %d: call_id %s, want %s", f.path(dir), k+1, rec[0], want)
+			}
+			fileDay[rec[0]] = fmt.Sprintf("2025-10-%02d", f.day)
+		}
+		recs = append(recs, rs[1:]...)
 	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(recs[0], ","); got != CDRHeader {
-		t.Fatalf("header %q", got)
-	}
-	if len(recs) != n+1 {
-		t.Fatalf("%d rows, want %d", len(recs)-1, n)
+	if len(recs) != n {
+		t.Fatalf("%d rows, want %d", len(recs), n)
 	}
 	deck := map[string]bool{}
 	for _, npa := range synthDomesticNPAs() {
@@ -185,7 +290,7 @@ func TestSynthCDRs(t *testing.T) {
 	kinds := map[string]int{}
 	ids := map[string]bool{}
 	zero := 0
-	for _, rec := range recs[1:] {
+	for _, rec := range recs {
 		id, account, dir, origin, dest, start, dur, usage, bytes := rec[0], rec[1], rec[2], rec[3], rec[4], rec[5], rec[6], rec[7], rec[8]
 		if ids[id] {
 			t.Fatalf("call_id %s twice", id)
@@ -203,6 +308,9 @@ func TestSynthCDRs(t *testing.T) {
 		ts, err := time.Parse(time.RFC3339, start)
 		if err != nil || ts.In(loc).Format("2006-01") != "2025-10" {
 			t.Fatalf("%s: start %s not in October 2025 in New York (%v)", id, start, err)
+		}
+		if d := ts.In(loc).Format(time.DateOnly); d != fileDay[id] {
+			t.Fatalf("%s: start %s (%s in New York) in the file of %s", id, start, d, fileDay[id])
 		}
 		for _, num := range []string{origin, dest} {
 			pn, err := phonenumbers.Parse(num, "US")
@@ -242,7 +350,7 @@ func BenchmarkSynthesize(b *testing.B) {
 	dir := b.TempDir()
 	b.SetBytes(0)
 	for b.Loop() {
-		if err := writeSynthCDRFile(filepath.Join(dir, "cdrs.csv"), 0, rows, 1); err != nil {
+		if err := writeSynthCDRFile(filepath.Join(dir, "cdrs.csv"), synthFile{day: 1, part: 1, rows: rows, first: 1}, 0, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
