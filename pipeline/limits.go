@@ -19,10 +19,10 @@ import (
 //	+ about 150 MiB         the binary, DuckDB's allocations outside its pool, thread stacks
 //
 // so peak RSS ≈ memory_limit + go_memory_limit + 150 MiB. The Go limit is soft: a live heap larger
-// than it is not an error, the GC then runs continuously (capped at half the CPU) — size it above
-// what ingest holds (about 40 bytes per staged call of the dates a run touches, for the duplicate
-// index). The GOMEMLIMIT environment variable, when set, wins over the config (an operator's
-// override for one run).
+// than it is not an error, the GC then runs continuously (capped at half the CPU). What grows with
+// the data stays under it: the duplicate index holds at most half of it (dedupBudget; whole usage
+// dates are dropped and read again from staging when met again). The GOMEMLIMIT environment
+// variable, when set, wins over the config (an operator's override for one run).
 
 // DefaultGoMemoryLimit is duckdb.go_memory_limit when the config leaves it out.
 const DefaultGoMemoryLimit = "1GB"
