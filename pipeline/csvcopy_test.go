@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -142,23 +143,8 @@ func TestWriteQueryCSVCopyMatchesScan(t *testing.T) {
 	dir := t.TempDir()
 	for name, q := range queries {
 		t.Run(name, func(t *testing.T) {
-			copyPath, scanPath := filepath.Join(dir, name+".copy.csv"), filepath.Join(dir, name+".scan.csv")
-			n1, ok, err := copyQueryCSV(ctx, r.DB, copyPath, q, nil)
-			if err != nil || !ok {
-				t.Fatalf("copy path: ok %v, %v", ok, err)
-			}
-			n2, err := scanQueryCSV(ctx, r.DB, scanPath, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n1 != n2 {
-				t.Errorf("rows: copy %d, scan %d", n1, n2)
-			}
-			a, _ := os.ReadFile(copyPath)
-			b, _ := os.ReadFile(scanPath)
-			if !bytes.Equal(a, b) {
-				t.Errorf("copy and scan differ: %s", firstDiff(a, b))
-			}
+			copyPath := filepath.Join(dir, name+".copy.csv")
+			b := copyMatchesScan(t, ctx, r.DB, copyPath, q, nil)
 			if len(b) == 0 {
 				t.Errorf("empty file (want at least the header)")
 			}
@@ -231,6 +217,30 @@ func TestCopyQueryCSVRefusesUnorderedPlan(t *testing.T) {
 	}
 }
 
+// copyMatchesScan writes q to path with copyQueryCSV (in ranges when given) and next to it with
+// scanQueryCSV, fails unless both give the same rows and bytes, and returns the bytes.
+func copyMatchesScan(t *testing.T, ctx context.Context, db *sql.DB, path, q string, ranges []string) []byte {
+	t.Helper()
+	n1, ok, err := copyQueryCSV(ctx, db, path, q, ranges)
+	if err != nil || !ok {
+		t.Fatalf("copy path: ok %v, %v", ok, err)
+	}
+	scanPath := strings.TrimSuffix(path, ".csv") + ".scan.csv"
+	n2, err := scanQueryCSV(ctx, db, scanPath, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1 != n2 {
+		t.Errorf("rows: copy %d, scan %d", n1, n2)
+	}
+	a, _ := os.ReadFile(path)
+	b, _ := os.ReadFile(scanPath)
+	if !bytes.Equal(a, b) {
+		t.Errorf("copy and scan differ: %s", firstDiff(a, b))
+	}
+	return b
+}
+
 // TestWriteSortedQueryCSV: written range by range, the file has the bytes of one sort, for hex
 // keys, keys that are not hex, repeated keys and no rows; every key falls in exactly one range.
 func TestWriteSortedQueryCSV(t *testing.T) {
@@ -247,23 +257,8 @@ func TestWriteSortedQueryCSV(t *testing.T) {
 	dir := t.TempDir()
 	for name, q := range queries {
 		t.Run(name, func(t *testing.T) {
-			sorted, whole := filepath.Join(dir, name+".sorted.csv"), filepath.Join(dir, name+".whole.csv")
-			n1, ok, err := copyQueryCSV(ctx, r.DB, sorted, q, keyRanges("cdr_id")) // WriteSortedQueryCSV's DuckDB path
-			if err != nil || !ok {
-				t.Fatalf("copy path: ok %v, %v", ok, err)
-			}
-			n2, err := scanQueryCSV(ctx, r.DB, whole, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n1 != n2 {
-				t.Errorf("rows: by range %d, whole %d", n1, n2)
-			}
-			a, _ := os.ReadFile(sorted)
-			b, _ := os.ReadFile(whole)
-			if !bytes.Equal(a, b) {
-				t.Errorf("by range and whole differ: %s", firstDiff(a, b))
-			}
+			// WriteSortedQueryCSV's DuckDB path against the Go writer's whole sort
+			copyMatchesScan(t, ctx, r.DB, filepath.Join(dir, name+".sorted.csv"), q, keyRanges("cdr_id"))
 		})
 	}
 	ranges := keyRanges("cdr_id")

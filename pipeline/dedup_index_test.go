@@ -210,17 +210,22 @@ func TestDedupIndexTrim(t *testing.T) {
 	}
 }
 
-// TestDedupIndexAbortDropsDays: abort makes the index forget the calls the file added by
-// dropping the days it staged calls on (the other days stay), and a later lookup loads such a
-// day again from the committed files only.
-func TestDedupIndexAbortDropsDays(t *testing.T) {
-	ctx := context.Background()
-	r := ingestTestRun(t, t.TempDir())
-	x, err := newDedupIndex(r, nil)
+// emptyDedupIndex is a duplicate index over a run with nothing staged, ready for a first file.
+func emptyDedupIndex(t *testing.T) (context.Context, *dedupIndex) {
+	t.Helper()
+	x, err := newDedupIndex(ingestTestRun(t, t.TempDir()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x.startFile()
+	return context.Background(), x
+}
+
+// TestDedupIndexAbortDropsDays: abort makes the index forget the calls the file added by
+// dropping the days it staged calls on (the other days stay), and a later lookup loads such a
+// day again from the committed files only.
+func TestDedupIndexAbortDropsDays(t *testing.T) {
+	ctx, x := emptyDedupIndex(t)
 	fi := &fileIngest{idx: x, aw: newPQWriter(), cdrs: map[int32]*pqFile[cdrRow]{}}
 	for i, day := range []int32{5, 6, 6, 7} {
 		if _, dup, err := x.lookup(ctx, day, dedupID(i), false); err != nil || dup {
@@ -252,13 +257,7 @@ func TestDedupIndexAbortDropsDays(t *testing.T) {
 // TestDedupIndexKeyedNeighbours: a call with its own key is also found on the day before or
 // after (FreeSWITCH legs across midnight), a call without one only on its day.
 func TestDedupIndexKeyedNeighbours(t *testing.T) {
-	ctx := context.Background()
-	r := ingestTestRun(t, t.TempDir())
-	x, err := newDedupIndex(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.startFile()
+	ctx, x := emptyDedupIndex(t)
 	if _, _, err := x.lookup(ctx, 100, dedupID(1), true); err != nil {
 		t.Fatal(err)
 	}
