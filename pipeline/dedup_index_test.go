@@ -24,7 +24,8 @@ func dedupCall(id string, day int, dest string) string {
 }
 
 // dedupIngest ingests the source's files in order as IngestStage does, with the index's budget
-// set to budget, and checks after every file that the index holds at most budget calls. It
+// set to budget, and checks after every file (ingestOne trims the index) that the index holds at
+// most budget calls. It
 // returns the number of day loads.
 func dedupIngest(t *testing.T, r *Run, budget int64) int {
 	t.Helper()
@@ -49,7 +50,6 @@ func dedupIngest(t *testing.T, r *Run, budget int64) int {
 		if _, err := ingestOne(ctx, r, src, parser, path, rel, idx); err != nil {
 			t.Fatalf("%s: %v", rel, err)
 		}
-		idx.trim(false)
 		if idx.len() > budget {
 			t.Errorf("after %s: the index holds %d calls, budget %d", rel, idx.len(), budget)
 		}
@@ -90,6 +90,10 @@ func TestDedupIndexBudget(t *testing.T) {
 		"r2/b5.csv": ingHeader + dedupCall("x", 2, "3055550302") + // 2: dup of b2.csv:2
 			dedupCall("x", 3, "3055550313") + // 3: dup of b3.csv:3
 			dedupCall("x", 2, "3055550502"), // 4: new
+		"r2/b6.csv": ingHeader + dedupCall("x", 4, "3055550604") + // 2: new
+			dedupCall("x", 4, "3055550614") + // 3: new
+			dedupCall("x", 5, "3055550605") + // 4: new, on a day to load: day 4, over budget, is kept
+			dedupCall("x", 4, "3055550604"), // 5: dup of b6.csv:2 (not yet committed)
 	}
 	want := []string{
 		"carrier/r2/b1.csv|2|carrier/r1/a.csv|2",
@@ -100,6 +104,7 @@ func TestDedupIndexBudget(t *testing.T) {
 		"carrier/r2/b4.csv|5|carrier/r2/b4.csv|2",
 		"carrier/r2/b5.csv|2|carrier/r2/b2.csv|2",
 		"carrier/r2/b5.csv|3|carrier/r2/b3.csv|3",
+		"carrier/r2/b6.csv|5|carrier/r2/b6.csv|2",
 	}
 	for _, tc := range []struct {
 		name      string
@@ -124,8 +129,8 @@ func TestDedupIndexBudget(t *testing.T) {
 			}
 			r := ingestTestRun(t, dir)
 			loads := dedupIngest(t, r, tc.budget)
-			// distinct days met by this run's files: 1, 2, 3
-			if tc.moreLoads != (loads > 3) {
+			// distinct days met by this run's files: 1 to 5
+			if tc.moreLoads != (loads > 5) {
 				t.Errorf("%d day loads", loads)
 			}
 			staging := filepath.Join(dir, "staging")
@@ -140,12 +145,12 @@ func TestDedupIndexBudget(t *testing.T) {
 				ON c.source_file = d.duplicate_of_file AND c.source_line = d.duplicate_of_line AND c.cdr_id = d.cdr_id`); n != int64(len(want)) {
 				t.Errorf("%d duplicates carry the cdr_id of the row they name, want %d", n, len(want))
 			}
-			// 3 earlier + 7 new, each call staged once
-			if n := ingQueryInt(t, r, `SELECT count(*) FROM read_parquet('`+filepath.Join(staging, cdrsDir, "*", "*.parquet")+`')`); n != 10 {
-				t.Errorf("%d staged rows, want 10", n)
+			// 3 earlier + 10 new, each call staged once
+			if n := ingQueryInt(t, r, `SELECT count(*) FROM read_parquet('`+filepath.Join(staging, cdrsDir, "*", "*.parquet")+`')`); n != 13 {
+				t.Errorf("%d staged rows, want 13", n)
 			}
-			if n := ingQueryInt(t, r, `SELECT count(DISTINCT cdr_id) FROM read_parquet('`+filepath.Join(staging, cdrsDir, "*", "*.parquet")+`')`); n != 10 {
-				t.Errorf("%d distinct staged cdr_ids, want 10", n)
+			if n := ingQueryInt(t, r, `SELECT count(DISTINCT cdr_id) FROM read_parquet('`+filepath.Join(staging, cdrsDir, "*", "*.parquet")+`')`); n != 13 {
+				t.Errorf("%d distinct staged cdr_ids, want 13", n)
 			}
 		})
 	}
@@ -222,35 +227,84 @@ func emptyDedupIndex(t *testing.T) (context.Context, *dedupIndex) {
 }
 
 // TestDedupIndexAbortDropsDays: abort makes the index forget the calls the file added by
-// dropping the days it staged calls on (the other days stay), and a later lookup loads such a
-// day again from the committed files only.
+// dropping the days it staged calls on; a day it only looked a call up on stays. A dropped day is
+// loaded again from the files of the ledger only: not from a staged file the ledger does not list.
 func TestDedupIndexAbortDropsDays(t *testing.T) {
-	ctx, x := emptyDedupIndex(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	// an earlier run staged one call on October 7
+	ingWriteFile(t, filepath.Join(dir, "inbox", "carrier", "a.csv"), ingHeader+dedupCall("a1", 7, "3055550201"))
+	if err := (IngestStage{}).Run(ctx, ingestTestRun(t, dir)); err != nil {
+		t.Fatal(err)
+	}
+	staged, _ := filepath.Glob(filepath.Join(dir, "staging", cdrsDir, "*", "*.parquet"))
+	if len(staged) != 1 {
+		t.Fatalf("staged files %v, want one", staged)
+	}
+	oct := func(d int) int32 { return civilDay(time.Date(2025, 10, d, 0, 0, 0, 0, time.UTC), time.UTC) }
+	// the same call in a file the ledger does not list (a crashed run's), in October 5's folder
+	body, err := os.ReadFile(staged[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingWriteFile(t, filepath.Join(dir, "staging", cdrsDir, partitionPfx+dayString(oct(5)), strings.Repeat("0", 64)+".parquet"), string(body))
+
+	r := ingestTestRun(t, dir)
+	ledger, err := ReadLedger(r.Cfg.Paths.Staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := newDedupIndex(r, ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a1 [16]byte
+	if _, err := hex.Decode(a1[:], []byte(ingQueryStrings(t, r, "SELECT cdr_id FROM read_parquet('"+staged[0]+"')")[0])); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(day int32, id [16]byte) bool {
+		t.Helper()
+		_, dup, err := x.lookup(ctx, day, id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dup
+	}
+
+	x.startFile()
 	fi := &fileIngest{idx: x, aw: newPQWriter(), cdrs: map[int32]*pqFile[cdrRow]{}}
-	for i, day := range []int32{5, 6, 6, 7} {
-		if _, dup, err := x.lookup(ctx, day, dedupID(i), false); err != nil || dup {
-			t.Fatalf("lookup %d: dup %v, %v", i, dup, err)
+	if !lookup(oct(7), a1) {
+		t.Fatal("the earlier run's call is not found")
+	}
+	for i, day := range []int32{oct(5), oct(6), oct(6)} {
+		if lookup(day, dedupID(i)) {
+			t.Fatalf("new call %d found", i)
 		}
 		x.add(day, dedupID(i), dupRef(i))
-		if day != 7 { // day 7 was only looked up, say for a duplicate
-			fi.cdrs[day] = &pqFile[cdrRow]{}
-		}
+		fi.cdrs[day] = &pqFile[cdrRow]{}
+	}
+	if lookup(oct(5), a1) {
+		t.Error("a call of a file not in the ledger is found")
 	}
 	if x.len() != 4 {
 		t.Fatalf("len %d, want 4", x.len())
 	}
 	fi.abort()
-	if _, ok := x.days[7]; len(x.days) != 1 || !ok || x.len() != 1 {
-		t.Errorf("after abort: days %v, len %d; want only day 7", x.days, x.len())
+	if _, ok := x.days[oct(7)]; len(x.days) != 1 || !ok || x.len() != 1 {
+		t.Errorf("after abort: days %v, len %d; want only October 7's call", x.days, x.len())
 	}
+
 	x.startFile()
-	for i, day := range []int32{5, 6, 6} {
-		if _, dup, err := x.lookup(ctx, day, dedupID(i), false); err != nil || dup {
-			t.Errorf("after abort, call %d of day %d: dup %v, %v", i, day, dup, err)
+	for i, day := range []int32{oct(5), oct(6), oct(6)} {
+		if lookup(day, dedupID(i)) {
+			t.Errorf("after abort, call %d of %s is still known", i, dayString(day))
 		}
 	}
-	if _, dup, _ := x.lookup(ctx, 7, dedupID(3), false); !dup {
-		t.Error("day 7's call forgotten")
+	if lookup(oct(5), a1) {
+		t.Error("after abort, a call of a file not in the ledger is found")
+	}
+	if !lookup(oct(7), a1) {
+		t.Error("the earlier run's call is forgotten")
 	}
 }
 

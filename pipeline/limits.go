@@ -20,7 +20,7 @@ import (
 //
 // so peak RSS ≈ memory_limit + go_memory_limit + 150 MiB. The Go limit is soft: a live heap larger
 // than it is not an error, the GC then runs continuously (capped at half the CPU). What grows with
-// the data stays under it: the duplicate index holds at most half of it (dedupBudget; whole usage
+// the data stays under it: between files the duplicate index holds at most half of it (dedupBudget; whole usage
 // dates are dropped and read again from staging when met again). The GOMEMLIMIT environment
 // variable, when set, wins over the config (an operator's override for one run).
 
@@ -31,18 +31,29 @@ const DefaultGoMemoryLimit = "1GB"
 // bytes (math.MaxInt64 when off, or the GOMEMLIMIT in force when that variable is set). Call it
 // once where a run starts, before NewRun (jobs/run.go runJob; the bench too).
 func ApplyLimits(cfg *Config) (int64, error) {
+	n, fromEnv, err := goMemoryLimit(cfg)
+	if err != nil || fromEnv {
+		return n, err
+	}
+	debug.SetMemoryLimit(n)
+	return n, nil
+}
+
+// goMemoryLimit is the Go memory limit a run works under, in bytes (math.MaxInt64 when off):
+// GOMEMLIMIT's when that variable is set (fromEnv; the runtime applied it at start), else
+// duckdb.go_memory_limit.
+func goMemoryLimit(cfg *Config) (limit int64, fromEnv bool, err error) {
 	if os.Getenv("GOMEMLIMIT") != "" {
-		return debug.SetMemoryLimit(-1), nil // the environment's limit, already applied by the runtime
+		return debug.SetMemoryLimit(-1), true, nil
 	}
 	n, err := ParseByteSize(cfg.DuckDB.GoMemoryLimit)
 	if err != nil {
-		return 0, fmt.Errorf("duckdb.go_memory_limit: %w", err)
+		return 0, false, fmt.Errorf("duckdb.go_memory_limit: %w", err)
 	}
 	if n == 0 {
 		n = math.MaxInt64 // "0" or "off": no limit
 	}
-	debug.SetMemoryLimit(n)
-	return n, nil
+	return n, false, nil
 }
 
 // ParseByteSize reads a size as DuckDB writes memory_limit: a number and a unit, KB MB GB TB

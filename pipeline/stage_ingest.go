@@ -78,7 +78,6 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 			}
 			rel := relFile(r.Cfg.Paths.Inbox, src, path)
 			res, err := ingestOne(ctx, r, src, parser, path, rel, idx)
-			idx.trim(false) // between files: nothing uncommitted in the index
 			var u *unreadable
 			switch {
 			case errors.As(err, &u):
@@ -111,7 +110,7 @@ func (IngestStage) Run(ctx context.Context, r *Run) error {
 	r.Count("files_unreadable", unreadableFiles)
 	r.NeedsReview("unreadable_file", unreadableFiles)
 	r.Log.Debug("duplicate index", "budget_calls", idx.budget, "held_calls", idx.len(), "day_loads", idx.loads)
-	// The duplicate index (up to half of go_memory_limit, dedupBudget) and the Parquet writers'
+	// The duplicate index (between files up to half of go_memory_limit, dedupBudget) and the Parquet writers'
 	// buffers are garbage now; hand the memory back to the system before DuckDB's
 	// stages grow, instead of holding it (RSS) for the rest of the run.
 	idx = nil
@@ -260,6 +259,8 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 	defer fi.aw.stop()
 	fi.fileRef = idx.ref(sha, rel)
 	idx.startFile()
+	// After the file, committed or not (abort forgot what it added), trim the index to its budget.
+	defer idx.trim(false)
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
 	opt := ingest.Options{Source: src.Name, Location: loc, Country: src.Country, Account: src.Account}
@@ -282,10 +283,15 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		}
 		return entry, &unreadable{fmt.Errorf("%s: %w", src.Format, perr)}
 	}
+	e := fi.entry
+	if e.RowsRead != e.RowsStaged+e.RowsRejected+e.RowsDuplicate+e.RowsNotBilled {
+		fi.abort()
+		return entry, fmt.Errorf("row accounting broken for %s: read %d != staged %d + rejected %d + duplicate %d + not billed %d",
+			rel, e.RowsRead, e.RowsStaged, e.RowsRejected, e.RowsDuplicate, e.RowsNotBilled)
+	}
 	if err := fi.commit(); err != nil {
 		return entry, err
 	}
-	e := fi.entry
 	e.SHA256 = sha
 	e.IngestedAt = time.Now().UTC()
 	e.RunID = r.ID
@@ -293,12 +299,9 @@ func ingestOne(ctx context.Context, r *Run, src *SourceConfig, parser ingest.Par
 		e.FirstUsageDate = dayString(fi.minDay)
 		e.LastUsageDate = dayString(fi.maxDay)
 	}
-	if e.RowsRead != e.RowsStaged+e.RowsRejected+e.RowsDuplicate+e.RowsNotBilled {
-		return entry, fmt.Errorf("row accounting broken for %s: read %d != staged %d + rejected %d + duplicate %d + not billed %d",
-			rel, e.RowsRead, e.RowsStaged, e.RowsRejected, e.RowsDuplicate, e.RowsNotBilled)
-	}
 	crashPoint("ingest-ledger")
 	if err := appendLedger(r.Cfg.Paths.Staging, e); err != nil {
+		fi.forgetDays() // its staged files are not in the ledger: nobody reads them
 		return entry, err
 	}
 	idx.committed(sha)
@@ -480,6 +483,12 @@ func (fi *fileIngest) abort() {
 		p.abort()
 		return nil
 	})
+	fi.forgetDays()
+}
+
+// forgetDays drops from the index the days the file staged calls on, so that its calls are
+// forgotten (the days are loaded again, from the committed files only, when met).
+func (fi *fileIngest) forgetDays() {
 	for day := range fi.cdrs {
 		fi.idx.drop(day)
 	}
@@ -506,8 +515,8 @@ func dayString(d int32) string {
 
 // dedupIndex knows the staged calls (cdr_id) of some usage dates, each date whole: a date's
 // staged calls are loaded from its partition the first time a file meets that date (a duplicate
-// has the same start, hence the same usage date), then the run's new calls of that date are
-// added. The index is bounded: past budget calls it drops whole dates, least recently met first,
+// has the same start, hence the same usage date; keyed calls are also looked for on the
+// neighbouring dates, see lookup), then the run's new calls of that date are added. The index is bounded: past budget calls it drops whole dates, least recently met first,
 // between files (trim, after a file is committed) or when a file meets a date it must load (then
 // sparing the dates that file met: its new calls are not committed yet). A dropped date is loaded
 // again, from the committed files of the ledger (those of this run included), when a later file
@@ -570,15 +579,9 @@ const (
 // dedupBudget is the number of calls the index may hold between files (math.MaxInt64 when the
 // Go memory limit is off).
 func dedupBudget(cfg *Config) (int64, error) {
-	var limit int64
-	if os.Getenv("GOMEMLIMIT") != "" {
-		limit = debug.SetMemoryLimit(-1)
-	} else {
-		n, err := ParseByteSize(cfg.DuckDB.GoMemoryLimit)
-		if err != nil {
-			return 0, fmt.Errorf("duckdb.go_memory_limit: %w", err)
-		}
-		limit = n
+	limit, _, err := goMemoryLimit(cfg)
+	if err != nil {
+		return 0, err
 	}
 	if limit <= 0 || limit == math.MaxInt64 {
 		return math.MaxInt64, nil
@@ -627,13 +630,10 @@ func (x *dedupIndex) startFile() {
 	x.last = nil
 }
 
-// add records a staged call of day; day must have been looked up (loaded) by the same file.
+// add records a new staged call of day: the same file looked it up there and did not find it.
 func (x *dedupIndex) add(day int32, id [16]byte, ref dupRef) {
-	d := x.days[day]
-	if _, ok := d.ids[id]; !ok {
-		x.n++
-	}
-	d.ids[id] = ref
+	x.days[day].ids[id] = ref
+	x.n++
 }
 
 // lookup tells whether the call id of day is staged (and where), loading the day when it is not

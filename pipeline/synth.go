@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -190,9 +190,15 @@ func synthLayout(rows int) []synthFile {
 	return files
 }
 
+// synthWeekend tells whether an October day is a Saturday or Sunday.
+func synthWeekend(day int) bool {
+	wd := (3 + day - 1) % 7 // 2025-10-01 is a Wednesday; 0 = Sunday
+	return wd == 0 || wd == 6
+}
+
 // synthDayWeight is an October day's share of the calls: a weekday 5, a weekend day 1.
 func synthDayWeight(day int) int {
-	if wd := (3 + day - 1) % 7; wd == 0 || wd == 6 { // 2025-10-01 is a Wednesday; 0 = Sunday
+	if synthWeekend(day) {
 		return 1
 	}
 	return 5
@@ -217,7 +223,7 @@ func synthDayRows(rows int) [31]int {
 	for d := range order {
 		order[d] = d
 	}
-	sort.SliceStable(order, func(i, j int) bool { return rem[order[i]] > rem[order[j]] })
+	slices.SortStableFunc(order, func(a, b int) int { return rem[b] - rem[a] })
 	for _, d := range order[:left] {
 		out[d]++
 	}
@@ -454,10 +460,9 @@ type synthTables struct {
 	accountPick [1 << 16]uint16
 	// hourWeekday and hourWeekend map 10-bit draws to an hour, weekday business hours being
 	// busiest; weekend days get a flatter hour profile.
-	hourWeekday  [1024]uint8
-	hourWeekend  [1024]uint8
-	countryPick  [1024]uint8
-	weekendOfDay [32]bool
+	hourWeekday [1024]uint8
+	hourWeekend [1024]uint8
+	countryPick [1024]uint8
 }
 
 type synthAcct struct {
@@ -483,9 +488,6 @@ func synthTablesGet() *synthTables {
 		for k := range t.accountPick {
 			u := (float64(k) + 0.5) / float64(len(t.accountPick))
 			t.accountPick[k] = uint16(float64(SynthAccounts) * u * u) // density ∝ 1/sqrt(i)
-		}
-		for d := 1; d <= 31; d++ {
-			t.weekendOfDay[d] = synthDayWeight(d) == 1
 		}
 		weekday := []float64{1, 1, 1, 1, 1, 2, 4, 8, 20, 30, 30, 28, 22, 26, 30, 30, 26, 18, 8, 5, 4, 3, 2, 1}
 		weekend := []float64{2, 1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 8, 8, 7, 7, 6, 5, 4, 4, 3, 3, 2}
@@ -559,7 +561,7 @@ func writeSynthCDRFile(path string, f synthFile, fileIndex int, seed int64) erro
 	buf := make([]byte, 0, 256)
 	day := f.day
 	hours := &t.hourWeekday
-	if t.weekendOfDay[day] {
+	if synthWeekend(day) {
 		hours = &t.hourWeekend
 	}
 	for k := 0; k < f.rows; k++ {
