@@ -25,19 +25,11 @@ func dedupCall(id string, day int, dest string) string {
 
 // dedupIngest ingests the source's files in order as IngestStage does, with the index's budget
 // set to budget, and checks after every file (ingestOne trims the index) that the index holds at
-// most budget calls. It
-// returns the number of day loads.
+// most budget calls. It returns the number of day loads.
 func dedupIngest(t *testing.T, r *Run, budget int64) int {
 	t.Helper()
 	ctx := context.Background()
-	ledger, err := ReadLedger(r.Cfg.Paths.Staging)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := newDedupIndex(r, ledger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := ledgerDedupIndex(t, r)
 	idx.budget = budget
 	src := &r.Cfg.Sources[0]
 	parser, _ := ingest.Lookup(src.Format)
@@ -215,13 +207,24 @@ func TestDedupIndexTrim(t *testing.T) {
 	}
 }
 
-// emptyDedupIndex is a duplicate index over a run with nothing staged, ready for a first file.
-func emptyDedupIndex(t *testing.T) (context.Context, *dedupIndex) {
+// ledgerDedupIndex is the duplicate index of r's ledger, as IngestStage makes it.
+func ledgerDedupIndex(t *testing.T, r *Run) *dedupIndex {
 	t.Helper()
-	x, err := newDedupIndex(ingestTestRun(t, t.TempDir()), nil)
+	ledger, err := ReadLedger(r.Cfg.Paths.Staging)
 	if err != nil {
 		t.Fatal(err)
 	}
+	x, err := newDedupIndex(r, ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// emptyDedupIndex is a duplicate index over a run with nothing staged, ready for a first file.
+func emptyDedupIndex(t *testing.T) (context.Context, *dedupIndex) {
+	t.Helper()
+	x := ledgerDedupIndex(t, ingestTestRun(t, t.TempDir()))
 	x.startFile()
 	return context.Background(), x
 }
@@ -250,14 +253,7 @@ func TestDedupIndexAbortDropsDays(t *testing.T) {
 	ingWriteFile(t, filepath.Join(dir, "staging", cdrsDir, partitionPfx+dayString(oct(5)), strings.Repeat("0", 64)+".parquet"), string(body))
 
 	r := ingestTestRun(t, dir)
-	ledger, err := ReadLedger(r.Cfg.Paths.Staging)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := newDedupIndex(r, ledger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := ledgerDedupIndex(t, r)
 	var a1 [16]byte
 	if _, err := hex.Decode(a1[:], []byte(ingQueryStrings(t, r, "SELECT cdr_id FROM read_parquet('"+staged[0]+"')")[0])); err != nil {
 		t.Fatal(err)
