@@ -34,7 +34,7 @@ func init() {
 func TestInvoiceGolden(t *testing.T) {
 	for _, c := range []struct {
 		mode   string
-		ranges bool // usage_detail.csv sorted in ranges of cdr_id (as from a million calls): same bytes
+		ranges bool // usage_detail.csv sorted in ranges of cdr_id (as from sortInRangesFrom calls): same bytes
 	}{{"summary", false}, {"detail", false}, {"summary", true}} {
 		mode := c.mode
 		name := mode

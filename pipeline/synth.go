@@ -127,8 +127,8 @@ const (
 // and rows CDRs laid out as a provider's nightly drops: each October day's calls in their own
 // files, inbox/gen/cdrs-2025-10-DD-NNNN.csv (at most SynthFileRows per file; path order is day
 // order), the days' shares by their weights (synthDayRows). The same rows and seed give the same
-// bytes. dir must be empty, missing, or a folder Synthesize made
-// before (its generated content is then replaced).
+// bytes. dir must be empty, missing, or a folder Synthesize made before (its generated content is
+// then replaced).
 func Synthesize(dir string, rows int, seed int64) error {
 	if rows < 0 {
 		return fmt.Errorf("synthesize: negative row count %d", rows)
@@ -491,21 +491,21 @@ func synthTablesGet() *synthTables {
 		}
 		weekday := []float64{1, 1, 1, 1, 1, 2, 4, 8, 20, 30, 30, 28, 22, 26, 30, 30, 26, 18, 8, 5, 4, 3, 2, 1}
 		weekend := []float64{2, 1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 8, 8, 7, 7, 6, 5, 4, 4, 3, 3, 2}
-		fillPick(t.hourWeekday[:], weekday, 0)
-		fillPick(t.hourWeekend[:], weekend, 0)
+		fillPick(t.hourWeekday[:], weekday)
+		fillPick(t.hourWeekend[:], weekend)
 		var cw []float64
 		for i := range synthCountries {
 			cw = append(cw, 1/float64(i+2)) // Mexico and the UK most called
 		}
-		fillPick(t.countryPick[:], cw, 0)
+		fillPick(t.countryPick[:], cw)
 		synthTab = t
 	})
 	return synthTab
 }
 
-// fillPick fills a lookup table so that a uniform index picks value i+base with probability
+// fillPick fills a lookup table so that a uniform index picks value i with probability
 // proportional to weights[i].
-func fillPick(table []uint8, weights []float64, base int) {
+func fillPick(table []uint8, weights []float64) {
 	var total float64
 	for _, w := range weights {
 		total += w
@@ -517,7 +517,7 @@ func fillPick(table []uint8, weights []float64, base int) {
 			i++
 			acc += weights[i]
 		}
-		table[k] = uint8(i + base)
+		table[k] = uint8(i)
 	}
 }
 
